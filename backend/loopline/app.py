@@ -1,0 +1,89 @@
+"""The Litestar application: routes, auth, errors, OpenAPI, lifecycle."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Litestar, Router, get
+from litestar.datastructures import State
+from litestar.middleware.base import DefineMiddleware
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components, SecurityScheme
+from pydantic import BaseModel
+from sqlalchemy import func, select, text
+
+from loopline import __version__
+from loopline.catalog.controllers import controllers as catalog_controllers
+from loopline.core.api import dependencies
+from loopline.core.auth import BearerAuthMiddleware
+from loopline.core.changelog import ChangeLog
+from loopline.core.clock import Clock
+from loopline.core.db import Database
+from loopline.core.errors import exception_handlers
+from loopline.core.runtime import Runtime
+from loopline.core.settings import Settings
+from loopline.people import service as people_service
+from loopline.people.controllers import controllers as people_controllers
+
+API_PREFIX = "/api/v1"
+PUBLIC_PATHS = [f"^{API_PREFIX}/health$", "^/schema", f"^{API_PREFIX}/auth/(login|refresh)$"]
+
+
+class Health(BaseModel):
+    status: str
+    version: str
+    database: dict[str, Any]
+
+
+@get(f"{API_PREFIX}/health", operation_id="health", exclude_from_auth=True, tags=["system"], security=[])
+async def health(state: State) -> Health:
+    runtime: Runtime = state.runtime
+    async with runtime.db.read_session() as session:
+        revision = (await session.execute(text("SELECT version_num FROM alembic_version"))).scalar()
+        last_seq = (await session.execute(select(func.max(ChangeLog.seq)))).scalar() or 0
+    return Health(
+        status="ok", version=__version__,
+        database={"dialect": runtime.db.dialect, "revision": revision, "change_log_seq": last_seq},
+    )
+
+
+def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> Litestar:
+    settings = settings or Settings.from_env()
+    runtime = Runtime(settings=settings, db=Database.open(settings), clock=clock or Clock())
+
+    async def principal_loader(_state: State, claims: dict[str, Any]) -> Any:
+        return await people_service.load_principal(runtime, claims)
+
+    async def close_database(_app: Litestar) -> None:
+        await runtime.db.close()
+
+    api = Router(
+        path=API_PREFIX,
+        route_handlers=[*people_controllers, *catalog_controllers, *domain_controllers()],
+    )
+    return Litestar(
+        route_handlers=[health, api],
+        dependencies=dependencies,
+        exception_handlers=exception_handlers,
+        middleware=[DefineMiddleware(BearerAuthMiddleware, exclude=PUBLIC_PATHS)],
+        state=State({"runtime": runtime, "settings": settings, "principal_loader": principal_loader}),
+        on_shutdown=[close_database],
+        openapi_config=OpenAPIConfig(
+            title="Loopline API",
+            version=__version__,
+            path="/schema",
+            components=Components(
+                security_schemes={"BearerToken": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT")}
+            ),
+            security=[{"BearerToken": []}],
+        ),
+        debug=False,
+    )
+
+
+def domain_controllers() -> list[Any]:
+    from loopline.customer.controllers import controllers as customer_controllers
+    from loopline.quality.controllers import controllers as quality_controllers
+    from loopline.threads.controllers import controllers as thread_controllers
+
+    return [*quality_controllers, *customer_controllers, *thread_controllers]

@@ -1,0 +1,42 @@
+"""What every controller shares: dependencies, paging parameters and the admin CRUD factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Annotated, Any
+
+from litestar import Request
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.params import Parameter
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from loopline.core.access import Principal
+from loopline.core.runtime import Runtime
+
+Limit = Annotated[int, Parameter(ge=1, le=500, description="Page size (1–500).")]
+Cursor = Annotated[str | None, Parameter(max_length=200, description="`next_cursor` of the previous page.")]
+IdFilter = Annotated[str | None, Parameter(max_length=36)]
+
+
+def provide_runtime(state: State) -> Runtime:
+    runtime: Runtime = state.runtime
+    return runtime
+
+
+def provide_principal(request: Request[Principal, Any, Any]) -> Principal:
+    return request.user
+
+
+async def provide_read_session(runtime: Runtime) -> AsyncIterator[AsyncSession]:
+    async with runtime.db.read_session() as session:
+        yield session
+
+
+dependencies: dict[str, Provide] = {
+    "runtime": Provide(provide_runtime, sync_to_thread=False),
+    "principal": Provide(provide_principal, sync_to_thread=False),
+    "session": Provide(provide_read_session),
+}
+
+Derive = Callable[[AsyncSession, dict[str, Any]], Awaitable[dict[str, Any]]]

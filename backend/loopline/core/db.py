@@ -1,0 +1,90 @@
+"""Database engines and sessions.
+
+SQLite is the embedded default and has one trap under an async server: concurrent
+read-modify-write transactions lose updates or fail with "database is locked" unless
+every write transaction takes the write lock up front. So on SQLite:
+
+* the DBAPI connection runs in autocommit mode and we emit ``BEGIN`` ourselves;
+* the *writer* engine begins with ``BEGIN IMMEDIATE`` (waits up to the busy timeout
+  for the lock instead of failing half-way), the *reader* engine with a deferred
+  ``BEGIN`` so reads never queue behind writes (WAL gives them a snapshot);
+* WAL journal, ``foreign_keys=ON``, a busy timeout and the configured ``synchronous``
+  level are set on every connection.
+
+On PostgreSQL both engines are one pool; ordering of the change log is handled by the
+unit of work (an advisory lock), not here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from loopline.core.settings import Settings
+
+
+def is_sqlite(url: str) -> bool:
+    return url.startswith("sqlite")
+
+
+def _configure_sqlite(engine: AsyncEngine, settings: Settings, begin: str) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA synchronous={settings.sqlite_synchronous}")
+        cursor.execute(f"PRAGMA busy_timeout={int(settings.sqlite_busy_timeout_ms)}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql(begin)
+
+
+def create_engine_for(settings: Settings, *, writer: bool = True) -> AsyncEngine:
+    url = settings.resolved_database_url
+    if is_sqlite(url):
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(url, connect_args={"timeout": settings.sqlite_busy_timeout_ms / 1000})
+        _configure_sqlite(engine, settings, "BEGIN IMMEDIATE" if writer else "BEGIN")
+        return engine
+    return create_async_engine(url, pool_pre_ping=True)
+
+
+@dataclass
+class Database:
+    """The process's engines; handed to everything that talks to the database."""
+
+    settings: Settings
+    writer: AsyncEngine
+    reader: AsyncEngine
+
+    @classmethod
+    def open(cls, settings: Settings) -> Database:
+        writer = create_engine_for(settings, writer=True)
+        reader = create_engine_for(settings, writer=False) if is_sqlite(settings.resolved_database_url) else writer
+        return cls(settings=settings, writer=writer, reader=reader)
+
+    @property
+    def dialect(self) -> str:
+        return self.writer.dialect.name
+
+    def write_session(self) -> AsyncSession:
+        return async_sessionmaker(self.writer, expire_on_commit=False)()
+
+    @asynccontextmanager
+    async def read_session(self) -> AsyncIterator[AsyncSession]:
+        async with async_sessionmaker(self.reader, expire_on_commit=False)() as session:
+            yield session
+
+    async def close(self) -> None:
+        await self.writer.dispose()
+        if self.reader is not self.writer:
+            await self.reader.dispose()

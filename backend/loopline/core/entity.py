@@ -1,0 +1,65 @@
+"""The base of every domain table that the change log and the audit chain follow.
+
+An `Entity` is anything a device may read through sync. Each subclass names itself on
+the wire (`__entity__`), says which scope its rows live in (`scope_keys`), and lists
+columns that must never leave the server (`__private__`). Versions and timestamps are
+maintained by the unit of work, never by hand.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, ClassVar
+
+from sqlalchemy.orm import declared_attr
+from sqlmodel import Field, SQLModel
+
+from loopline.core.canonical import to_jsonable
+from loopline.core.ids import new_id
+from loopline.core.types import UTCDateTime, apply_naming_convention
+
+apply_naming_convention(SQLModel.metadata)
+
+GLOBAL_SCOPE = "global"
+STAFF_SCOPE = "staff"
+
+
+def plant_scope(plant_id: str) -> str:
+    return f"plant:{plant_id}"
+
+
+def account_scope(account_id: str) -> str:
+    return f"account:{account_id}"
+
+
+def user_scope(user_id: str) -> str:
+    return f"user:{user_id}"
+
+
+def thread_scope(thread_id: str) -> str:
+    return f"thread:{thread_id}"
+
+
+class Entity(SQLModel):
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
+    version: int = Field(default=1, ge=1)
+    created_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=False)
+    updated_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=False)
+
+    __entity__: ClassVar[str]
+    __private__: ClassVar[frozenset[str]] = frozenset()
+
+    @declared_attr  # type: ignore[misc]
+    def __tablename__(cls) -> str:  # noqa: N805
+        return cls.__entity__
+
+    def scope_keys(self) -> list[str]:
+        raise NotImplementedError(f"{type(self).__name__} must say which scope its rows belong to")
+
+    def public_data(self) -> dict[str, Any]:
+        """The entity as devices and the API see it: the shape of change-log `data`."""
+        return {
+            name: to_jsonable(getattr(self, name))
+            for name in type(self).model_fields
+            if name not in self.__private__
+        }

@@ -1,0 +1,30 @@
+"""The process-wide objects every request and command works with, built once at start."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from loopline.core.clock import Clock
+from loopline.core.db import Database
+from loopline.core.ratelimit import SlidingWindowLimiter
+from loopline.core.settings import Settings
+from loopline.core.uow import UnitOfWork
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    db: Database
+    clock: Clock = field(default_factory=Clock)
+    login_by_user: SlidingWindowLimiter = field(init=False)
+    login_by_address: SlidingWindowLimiter = field(init=False)
+
+    def __post_init__(self) -> None:
+        window = self.settings.login_window_s
+        self.login_by_user = SlidingWindowLimiter(self.clock, limit=self.settings.login_attempts_per_user, window_s=window)
+        self.login_by_address = SlidingWindowLimiter(
+            self.clock, limit=self.settings.login_attempts_per_address, window_s=window
+        )
+
+    def unit_of_work(self, *, actor: str, command: str | None = None) -> UnitOfWork:
+        return UnitOfWork(self.db, actor=actor, clock=self.clock, command=command)

@@ -1,0 +1,83 @@
+"""Settings: the only module that reads the environment.
+
+Every setting is a ``LOOPLINE_<NAME>`` environment variable with the default shown
+here; ``Settings.from_env`` builds the object once and everything else receives it.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+
+def _data_dir_secret(data_dir: Path) -> str:
+    """A signing key kept beside the data, so tokens survive a restart of `serve`."""
+    path = data_dir / "secret.key"
+    if path.exists():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    path.write_text(key)
+    path.chmod(0o600)
+    return key
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = Path("./var")
+    # Empty means the embedded default: SQLite in <data_dir>/loopline.db.
+    database_url: str = ""
+    secret_key: str = ""
+    access_token_ttl_s: int = 15 * 60
+    refresh_token_ttl_s: int = 30 * 24 * 3600
+    # Login attempts allowed per window, separately per username and per client address.
+    login_attempts_per_user: int = 10
+    login_attempts_per_address: int = 50
+    login_window_s: int = 15 * 60
+    # SQLite `synchronous` setting; see README "Durability".
+    sqlite_synchronous: str = "FULL"
+    sqlite_busy_timeout_ms: int = 5000
+    page_size_max: int = 500
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'loopline.db').resolve()}"
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> Settings:
+        env = dict(os.environ if env is None else env)
+
+        def get(name: str, default: Any) -> Any:
+            raw = env.get(f"LOOPLINE_{name.upper()}")
+            if raw is None:
+                return default
+            return type(default)(raw) if not isinstance(default, Path) else Path(raw)
+
+        base = cls()
+        values = {
+            name: get(name, getattr(base, name))
+            for name in (
+                "data_dir",
+                "database_url",
+                "secret_key",
+                "access_token_ttl_s",
+                "refresh_token_ttl_s",
+                "login_attempts_per_user",
+                "login_attempts_per_address",
+                "login_window_s",
+                "sqlite_synchronous",
+                "sqlite_busy_timeout_ms",
+                "page_size_max",
+            )
+        }
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        settings = cls(**values)
+        if not settings.secret_key:
+            settings = replace(settings, secret_key=_data_dir_secret(settings.data_dir))
+        return settings

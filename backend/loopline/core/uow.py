@@ -1,0 +1,222 @@
+"""The write path: one unit of work per write transaction.
+
+Every write in Loopline goes through `UnitOfWork`. Inside it, services add, change and
+delete entities on an ordinary session. The session's flush and commit events do the
+bookkeeping, so no service can forget it:
+
+* every changed `Entity` gets its version bumped once per transaction and its
+  timestamps set from the injected clock;
+* at commit, one `change_log` row per changed entity and scope key, and one
+  `audit_event` per changed entity (plus any explicit `audit()` events) are appended,
+  in the same transaction, under the database's write lock.
+
+A flush of entity changes on a session without a unit of work raises
+`WriteOutsideUnitOfWork`, and ORM bulk DML on entity tables is refused, because both
+would bypass the log.
+
+Sequence numbers: on SQLite the `BEGIN IMMEDIATE` write lock already serializes writers.
+On PostgreSQL a transaction-scoped advisory lock is taken before the next `seq` is read,
+so a reader can never see seq 11 before seq 10 commits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+
+from sqlalchemy import event, func, insert, select, text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import ORMExecuteState, Session, attributes
+
+from loopline.core.audit import GENESIS_HASH, AuditEvent, seal
+from loopline.core.canonical import to_jsonable
+from loopline.core.changelog import ChangeLog
+from loopline.core.clock import Clock
+from loopline.core.db import Database
+from loopline.core.entity import Entity
+
+_CHANGE_LOG_LOCK = 0x4C4F4F50  # "LOOP": the advisory lock that orders change-log appends
+
+
+class WriteOutsideUnitOfWork(RuntimeError):
+    pass
+
+
+@dataclass
+class _Change:
+    entity: Entity
+    op: str  # insert | update | delete
+    diff: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class CommittedChange:
+    seq: int
+    scope_key: str
+    entity: str
+    entity_id: str
+
+
+@dataclass
+class _Context:
+    actor: str
+    command: str | None
+    clock: Clock
+    changes: dict[tuple[str, str], _Change] = field(default_factory=dict)
+    explicit_events: list[dict[str, Any]] = field(default_factory=list)
+    committed: list[CommittedChange] = field(default_factory=list)
+
+
+class LooplineSession(Session):
+    """The ORM session every unit of work runs on; its events below keep the books."""
+
+
+def _context(session: Session) -> _Context | None:
+    return session.info.get("uow")
+
+
+def _changed_fields(entity: Entity) -> dict[str, list[Any]]:
+    diff: dict[str, list[Any]] = {}
+    state = attributes.instance_state(entity)
+    for name in type(entity).model_fields:
+        if name in ("version", "updated_at") or name in entity.__private__:
+            continue
+        history = state.attrs[name].history
+        if history.has_changes():
+            old = history.deleted[0] if history.deleted else None
+            new = history.added[0] if history.added else None
+            if old != new:
+                diff[name] = [to_jsonable(old), to_jsonable(new)]
+    return diff
+
+
+@event.listens_for(LooplineSession, "before_flush")
+def _track_entity_changes(session: Session, _flush_context: Any, _instances: Any) -> None:
+    touched = [o for o in (*session.new, *session.dirty, *session.deleted) if isinstance(o, Entity)]
+    if not touched:
+        return
+    ctx = _context(session)
+    if ctx is None:
+        raise WriteOutsideUnitOfWork("entity changes must be written through UnitOfWork")
+    now = ctx.clock.now()
+    for entity in session.new:
+        if isinstance(entity, Entity):
+            entity.created_at = entity.created_at or now
+            entity.updated_at = now
+            entity.version = 1
+            ctx.changes[(entity.__entity__, entity.id)] = _Change(entity, "insert", {})
+    for entity in session.dirty:
+        if not isinstance(entity, Entity) or not session.is_modified(entity, include_collections=False):
+            continue
+        diff = _changed_fields(entity)
+        if not diff:
+            continue
+        key = (entity.__entity__, entity.id)
+        change = ctx.changes.get(key)
+        if change is None:
+            entity.version = (entity.version or 0) + 1
+            ctx.changes[key] = _Change(entity, "update", diff)
+        elif change.op == "update":
+            for name, (_old, new) in diff.items():
+                change.diff[name] = [change.diff.get(name, [_old])[0], new]
+        entity.updated_at = now
+    for entity in session.deleted:
+        if isinstance(entity, Entity):
+            ctx.changes[(entity.__entity__, entity.id)] = _Change(entity, "delete", entity.public_data())
+
+
+@event.listens_for(LooplineSession, "do_orm_execute")
+def _refuse_bulk_dml(state: ORMExecuteState) -> None:
+    if not (state.is_insert or state.is_update or state.is_delete):
+        return
+    if any(issubclass(mapper.class_, Entity) for mapper in state.all_mappers):
+        raise WriteOutsideUnitOfWork("bulk DML on entity tables would bypass the change log")
+
+
+@event.listens_for(LooplineSession, "before_commit")
+def _append_log_and_audit(session: Session) -> None:
+    ctx = _context(session)
+    if ctx is None:
+        return
+    session.flush()
+    if not ctx.changes and not ctx.explicit_events:
+        return
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CHANGE_LOG_LOCK})
+    now = ctx.clock.now()
+
+    next_seq = (session.execute(select(func.max(ChangeLog.seq))).scalar() or 0) + 1
+    log_rows: list[dict[str, Any]] = []
+    audit_fields: list[dict[str, Any]] = []
+    for change in ctx.changes.values():
+        entity = change.entity
+        deleted = change.op == "delete"
+        data = None if deleted else entity.public_data()
+        version = entity.version + 1 if deleted else entity.version
+        for scope_key in entity.scope_keys():
+            log_rows.append(
+                {"seq": next_seq, "scope_key": scope_key, "entity": entity.__entity__, "entity_id": entity.id,
+                 "op": "delete" if deleted else "put", "version": version, "data": data, "at": now}
+            )
+            ctx.committed.append(CommittedChange(next_seq, scope_key, entity.__entity__, entity.id))
+            next_seq += 1
+        audit_fields.append(
+            {"entity": entity.__entity__, "entity_id": entity.id, "action": f"{entity.__entity__}.{change.op}",
+             "diff": data if change.op == "insert" else change.diff}
+        )
+    audit_fields.extend(ctx.explicit_events)
+    if log_rows:
+        session.execute(insert(ChangeLog), log_rows)
+
+    last = session.execute(select(AuditEvent.seq, AuditEvent.hash).order_by(AuditEvent.seq.desc()).limit(1)).first()
+    seq, prev_hash = (last[0], last[1]) if last else (0, GENESIS_HASH)
+    audit_rows = []
+    for fields in audit_fields:
+        seq += 1
+        sealed = {"seq": seq, "at": now, "actor": ctx.actor, "command": ctx.command, **fields}
+        digest = seal(sealed, prev_hash)
+        audit_rows.append({**sealed, "prev_hash": prev_hash, "hash": digest})
+        prev_hash = digest
+    session.execute(insert(AuditEvent), audit_rows)
+
+
+class UnitOfWork:
+    """``async with UnitOfWork(db, actor=..., command=...) as session:`` — one write transaction.
+
+    Commits on a clean exit, rolls back on an exception. After the block,
+    `committed` lists the change-log rows it appended (for the realtime doorbell).
+    """
+
+    def __init__(self, db: Database, *, actor: str, clock: Clock, command: str | None = None) -> None:
+        self._maker = async_sessionmaker(db.writer, expire_on_commit=False, sync_session_class=LooplineSession)
+        self._context = _Context(actor=actor, command=command, clock=clock)
+        self.session: AsyncSession | None = None
+
+    @property
+    def committed(self) -> list[CommittedChange]:
+        return self._context.committed
+
+    def audit(self, *, entity: str, entity_id: str, action: str, diff: dict[str, Any] | None = None) -> None:
+        """Record an event that changes no entity (a login, a detected token reuse)."""
+        self._context.explicit_events.append(
+            {"entity": entity, "entity_id": entity_id, "action": action, "diff": to_jsonable(diff)}
+        )
+
+    async def __aenter__(self) -> AsyncSession:
+        self.session = self._maker()
+        self.session.info["uow"] = self._context
+        return self.session
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        assert self.session is not None
+        try:
+            if exc_type is None:
+                await self.session.commit()
+            else:
+                await self.session.rollback()
+                self._context.committed.clear()
+        finally:
+            await self.session.close()

@@ -1,0 +1,15 @@
+"""Every table, imported in one place so that metadata (and Alembic) sees the whole schema."""
+
+from sqlmodel import SQLModel
+
+from loopline.catalog import models as catalog
+from loopline.core.audit import AuditEvent
+from loopline.core.changelog import ChangeLog
+from loopline.customer import models as customer
+from loopline.people import models as people
+from loopline.quality import models as quality
+from loopline.threads import models as threads
+
+metadata = SQLModel.metadata
+
+__all__ = ["AuditEvent", "ChangeLog", "catalog", "customer", "metadata", "people", "quality", "threads"]

@@ -1,0 +1,187 @@
+"""People services: accounts of users, login sessions with rotating refresh tokens, principals."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from loopline.core.access import Principal, Role
+from loopline.core.auth import NotAuthenticated, issue_access_token
+from loopline.core.errors import AppError
+from loopline.core.ids import new_id
+from loopline.core.runtime import Runtime
+from loopline.customer.models import Account
+from loopline.people.models import Membership, MembershipKind, RefreshToken, User
+from loopline.people.passwords import hash_password, verify_password
+
+SYSTEM_ACTOR = "system"
+
+
+@dataclass(frozen=True)
+class TokenPair:
+    access_token: str
+    refresh_token: str
+    expires_in: int
+    token_type: str = "bearer"
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+async def create_user(
+    runtime: Runtime,
+    *,
+    actor: str,
+    username: str,
+    password: str,
+    display_name: str,
+    role: Role,
+    email: str | None = None,
+    memberships: list[tuple[MembershipKind, str]] = (),  # type: ignore[assignment]
+) -> User:
+    user = User.model_validate(
+        {"username": username, "display_name": display_name, "role": role, "email": email,
+         "password_hash": hash_password(password)}
+    )
+    async with runtime.unit_of_work(actor=actor, command="users.create") as session:
+        session.add(user)
+        await session.flush()
+        session.add_all(Membership(user_id=user.id, kind=kind, ref=ref) for kind, ref in memberships)
+    return user
+
+
+async def _issue_session_tokens(runtime: Runtime, session: AsyncSession, user: User, family_id: str) -> TokenPair:
+    now = runtime.clock.now()
+    refresh = secrets.token_urlsafe(32)
+    session.add(
+        RefreshToken(
+            id=new_id(), family_id=family_id, user_id=user.id, token_hash=_token_hash(refresh), issued_at=now,
+            expires_at=now + timedelta(seconds=runtime.settings.refresh_token_ttl_s),
+        )
+    )
+    access = issue_access_token(
+        secret=runtime.settings.secret_key, user_id=user.id, session_id=family_id, now=now,
+        ttl_s=runtime.settings.access_token_ttl_s,
+    )
+    return TokenPair(access_token=access, refresh_token=refresh, expires_in=runtime.settings.access_token_ttl_s)
+
+
+def _check_login_rate(runtime: Runtime, username: str, address: str) -> None:
+    waits = [
+        wait
+        for wait in (runtime.login_by_user.retry_after(f"user:{username}"),
+                     runtime.login_by_address.retry_after(f"addr:{address}"))
+        if wait is not None
+    ]
+    if waits:
+        raise AppError(
+            "rate_limited", "Too many sign-in attempts; wait and try again.", status_code=429,
+            details={"retry_after_s": max(waits)}, headers={"Retry-After": str(max(waits))},
+        )
+
+
+async def login(runtime: Runtime, *, username: str, password: str, address: str) -> TokenPair:
+    username = username.strip().lower()
+    _check_login_rate(runtime, username, address)
+    runtime.login_by_user.hit(f"user:{username}")
+    runtime.login_by_address.hit(f"addr:{address}")
+    async with runtime.db.read_session() as session:
+        user = (await session.scalars(select(User).where(User.username == username))).one_or_none()
+    if not verify_password(user.password_hash if user else None, password) or user is None or not user.is_active:
+        raise NotAuthenticated("invalid_credentials", "Unknown username or wrong password.")
+    runtime.login_by_user.reset(f"user:{username}")
+    family_id = new_id()
+    uow = runtime.unit_of_work(actor=user.id, command="auth.login")
+    async with uow as session:
+        tokens = await _issue_session_tokens(runtime, session, user, family_id)
+        uow.audit(entity="session", entity_id=family_id, action="auth.login", diff={"address": address})
+    return tokens
+
+
+async def _revoke_family(session: AsyncSession, family_id: str, now: Any) -> None:
+    await session.execute(
+        update(RefreshToken)
+        .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))  # type: ignore[union-attr]
+        .values(revoked_at=now)
+    )
+
+
+async def refresh(runtime: Runtime, *, refresh_token: str) -> TokenPair:
+    now = runtime.clock.now()
+    uow = runtime.unit_of_work(actor=SYSTEM_ACTOR, command="auth.refresh")
+    async with uow as session:
+        token = (
+            await session.scalars(select(RefreshToken).where(RefreshToken.token_hash == _token_hash(refresh_token)))
+        ).one_or_none()
+        if token is None:
+            raise NotAuthenticated("invalid_refresh_token", "The refresh token is not valid.")
+        if token.revoked_at is not None:
+            raise NotAuthenticated("session_ended", "This session has ended; sign in again.")
+        if token.used_at is None and token.expires_at <= now:
+            raise NotAuthenticated("refresh_token_expired", "The session has expired; sign in again.")
+        if token.used_at is None:
+            user = await session.get(User, token.user_id)
+            if user is None or not user.is_active:
+                raise NotAuthenticated("session_ended", "This session has ended; sign in again.")
+            token.used_at = now
+            return await _issue_session_tokens(runtime, session, user, token.family_id)
+        # A rotated token came back: someone holds a copy. End the whole session, then refuse.
+        await _revoke_family(session, token.family_id, now)
+        uow.audit(entity="session", entity_id=token.family_id, action="auth.refresh_reuse_detected")
+    raise NotAuthenticated(
+        "refresh_token_reused", "This refresh token was already used; the session has been ended for safety."
+    )
+
+
+async def logout(runtime: Runtime, principal: Principal) -> None:
+    uow = runtime.unit_of_work(actor=principal.user_id, command="auth.logout")
+    async with uow as session:
+        await _revoke_family(session, principal.session_id, runtime.clock.now())
+        uow.audit(entity="session", entity_id=principal.session_id, action="auth.logout")
+
+
+async def load_principal(runtime: Runtime, claims: dict[str, Any]) -> Principal | None:
+    """The principal for a decoded access token, or None when the user or the session is gone."""
+    now = runtime.clock.now()
+    async with runtime.db.read_session() as session:
+        user = await session.get(User, claims["sub"])
+        if user is None or not user.is_active:
+            return None
+        alive = (
+            await session.scalars(
+                select(RefreshToken.id)
+                .where(
+                    RefreshToken.family_id == claims["sid"],
+                    RefreshToken.revoked_at.is_(None),  # type: ignore[union-attr]
+                    RefreshToken.expires_at > now,
+                )
+                .limit(1)
+            )
+        ).first()
+        if alive is None:
+            return None
+        role = Role(user.role)
+        if role is Role.ADMIN:
+            return Principal(user.id, user.username, role, claims["sid"], None, None)
+        rows = (await session.execute(select(Membership.kind, Membership.ref).where(Membership.user_id == user.id))).all()
+        refs: dict[str, set[str]] = {kind.value: set() for kind in MembershipKind}
+        for kind, ref in rows:
+            refs[kind].add(ref)
+        accounts = refs[MembershipKind.ACCOUNT]
+        if role is Role.SERVICE_REP:
+            managed = await session.scalars(select(Account.id).where(Account.account_manager_id == user.id))
+            accounts |= set(managed)
+        if role is Role.SUPERVISOR and refs[MembershipKind.REGION]:
+            in_regions = await session.scalars(
+                select(Account.id).where(Account.region.in_(sorted(refs[MembershipKind.REGION])))  # type: ignore[attr-defined]
+            )
+            accounts |= set(in_regions)
+        plants = refs[MembershipKind.PLANT] if role in (Role.INSPECTOR, Role.SUPERVISOR) else set()
+        return Principal(user.id, user.username, role, claims["sid"], frozenset(plants), frozenset(accounts))

@@ -1,0 +1,95 @@
+"""Threads: one conversation per defect, nonconformance, case and advisory."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import JSON, Column, ColumnElement, String, UniqueConstraint, and_, exists, or_, select, true
+from sqlmodel import Field
+
+from loopline.core.access import Principal, Role, ScopedEntity, member_of
+from loopline.core.entity import thread_scope, user_scope
+from loopline.core.types import UTCDateTime, one_of
+
+
+class SubjectType(StrEnum):
+    DEFECT = "defect"
+    NONCONFORMANCE = "nonconformance"
+    CASE = "case"
+    ADVISORY = "advisory"
+
+
+class Thread(ScopedEntity, table=True):
+    __entity__ = "thread"
+    __table_args__ = (UniqueConstraint("subject_type", "subject_id"), one_of("subject_type", SubjectType))
+
+    subject_type: SubjectType = Field(sa_type=String(16))
+    subject_id: str = Field(max_length=36)
+    # The subject's own scope ("plant:…", "account:…"): supervisors read threads of their scopes.
+    subject_scope: str = Field(max_length=80, index=True)
+    title: str = Field(default="", max_length=300)
+    last_seq: int = Field(default=0, ge=0)
+
+    def scope_keys(self) -> list[str]:
+        return [thread_scope(self.id)]
+
+    @classmethod
+    def read_filter(cls, principal: Principal) -> ColumnElement[bool]:
+        if principal.is_admin:
+            return true()
+        participant = exists(
+            select(ThreadParticipant.id).where(
+                ThreadParticipant.thread_id == cls.id, ThreadParticipant.user_id == principal.user_id
+            )
+        )
+        if principal.role is Role.SUPERVISOR:
+            return or_(participant, member_of(cls.subject_scope, principal.scope_keys()))
+        return participant
+
+
+class ThreadParticipant(ScopedEntity, table=True):
+    __entity__ = "thread_participant"
+    __table_args__ = (UniqueConstraint("thread_id", "user_id"),)
+
+    thread_id: str = Field(foreign_key="thread.id", index=True, max_length=36)
+    user_id: str = Field(foreign_key="user.id", index=True, max_length=36)
+    reason: str = Field(default="", max_length=32)
+    read_seq: int = Field(default=0, ge=0)
+    muted: bool = False
+
+    def scope_keys(self) -> list[str]:
+        return [thread_scope(self.thread_id), user_scope(self.user_id)]
+
+    @classmethod
+    def read_filter(cls, principal: Principal) -> ColumnElement[bool]:
+        return true() if principal.is_admin else cls.user_id == principal.user_id
+
+
+class Visibility(StrEnum):
+    INTERNAL = "internal"
+    CUSTOMER = "customer"
+
+
+class Message(ScopedEntity, table=True):
+    __entity__ = "message"
+    __table_args__ = (UniqueConstraint("thread_id", "thread_seq"), one_of("visibility", Visibility))
+
+    thread_id: str = Field(foreign_key="thread.id", index=True, max_length=36)
+    thread_seq: int = Field(ge=1)
+    author_id: str = Field(foreign_key="user.id", max_length=36)
+    visibility: Visibility = Field(default=Visibility.INTERNAL, sa_type=String(16))
+    body: str = Field(default="", max_length=20000)
+    mentions: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    edited_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    deleted_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+    def scope_keys(self) -> list[str]:
+        return [thread_scope(self.thread_id)]
+
+    @classmethod
+    def read_filter(cls, principal: Principal) -> ColumnElement[bool]:
+        thread_readable = exists(select(Thread.id).where(Thread.id == cls.thread_id, Thread.read_filter(principal)))
+        if principal.is_staff:
+            return thread_readable
+        return and_(thread_readable, cls.visibility == Visibility.CUSTOMER)
