@@ -42,7 +42,8 @@ async def health(state: State) -> Health:
         revision = (await session.execute(text("SELECT version_num FROM alembic_version"))).scalar()
         last_seq = (await session.execute(select(func.max(ChangeLog.seq)))).scalar() or 0
     return Health(
-        status="ok", version=__version__,
+        status="ok",
+        version=__version__,
         database={"dialect": runtime.db.dialect, "revision": revision, "change_log_seq": last_seq},
     )
 
@@ -83,7 +84,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
 
 def domain_controllers() -> list[Any]:
     from loopline.customer.controllers import controllers as customer_controllers
+    from loopline.loop.controllers import controllers as loop_controllers
     from loopline.quality.controllers import controllers as quality_controllers
     from loopline.threads.controllers import controllers as thread_controllers
 
-    return [*quality_controllers, *customer_controllers, *thread_controllers]
+    return [*quality_controllers, *customer_controllers, *thread_controllers, *loop_controllers]

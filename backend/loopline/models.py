@@ -6,10 +6,11 @@ from loopline.catalog import models as catalog
 from loopline.core.audit import AuditEvent
 from loopline.core.changelog import ChangeLog
 from loopline.customer import models as customer
+from loopline.media import models as media
 from loopline.people import models as people
 from loopline.quality import models as quality
 from loopline.threads import models as threads
 
 metadata = SQLModel.metadata
 
-__all__ = ["AuditEvent", "ChangeLog", "catalog", "customer", "metadata", "people", "quality", "threads"]
+__all__ = ["AuditEvent", "ChangeLog", "catalog", "customer", "media", "metadata", "people", "quality", "threads"]

@@ -14,8 +14,8 @@ from loopline.catalog.models import (
     DefectCode,
     InspectionPlan,
     Line,
-    Plant,
     PlanStatus,
+    Plant,
     ProductModel,
 )
 from loopline.core.access import Principal
@@ -30,11 +30,16 @@ class PlantController(Controller):
 
     @get("/", operation_id="list_plants")
     async def list_plants(
-        self, session: AsyncSession, principal: Principal, code: str | None = None, cursor: Cursor = None,
+        self,
+        session: AsyncSession,
+        principal: Principal,
+        code: str | None = None,
+        cursor: Cursor = None,
         limit: Limit = 50,
     ) -> Page[Plant]:
-        return await list_readable(session, Plant, principal, where=equal_filters(Plant, code=code), cursor=cursor,
-                                   limit=limit)
+        return await list_readable(
+            session, Plant, principal, where=equal_filters(Plant, code=code), cursor=cursor, limit=limit
+        )
 
     @get("/{plant_id:str}", operation_id="get_plant")
     async def get_plant(self, session: AsyncSession, principal: Principal, plant_id: str) -> Plant:
@@ -45,8 +50,9 @@ class PlantController(Controller):
         self, session: AsyncSession, principal: Principal, plant_id: str, cursor: Cursor = None, limit: Limit = 50
     ) -> Page[Line]:
         await get_readable(session, Plant, principal, plant_id)
-        return await list_readable(session, Line, principal, where=equal_filters(Line, plant_id=plant_id),
-                                   cursor=cursor, limit=limit)
+        return await list_readable(
+            session, Line, principal, where=equal_filters(Line, plant_id=plant_id), cursor=cursor, limit=limit
+        )
 
 
 class ProductModelController(Controller):
@@ -55,15 +61,27 @@ class ProductModelController(Controller):
 
     @get("/", operation_id="list_product_models")
     async def list_product_models(
-        self, session: AsyncSession, principal: Principal, sku: str | None = None, family: str | None = None,
-        cursor: Cursor = None, limit: Limit = 50,
+        self,
+        session: AsyncSession,
+        principal: Principal,
+        sku: str | None = None,
+        family: str | None = None,
+        cursor: Cursor = None,
+        limit: Limit = 50,
     ) -> Page[ProductModel]:
-        return await list_readable(session, ProductModel, principal,
-                                   where=equal_filters(ProductModel, sku=sku, family=family), cursor=cursor,
-                                   limit=limit)
+        return await list_readable(
+            session,
+            ProductModel,
+            principal,
+            where=equal_filters(ProductModel, sku=sku, family=family),
+            cursor=cursor,
+            limit=limit,
+        )
 
     @get("/{product_model_id:str}", operation_id="get_product_model")
-    async def get_product_model(self, session: AsyncSession, principal: Principal, product_model_id: str) -> ProductModel:
+    async def get_product_model(
+        self, session: AsyncSession, principal: Principal, product_model_id: str
+    ) -> ProductModel:
         return await get_readable(session, ProductModel, principal, product_model_id)
 
 
@@ -78,8 +96,14 @@ class InspectionPlanController(Controller):
 
     @get("/", operation_id="list_inspection_plans")
     async def list_plans(
-        self, session: AsyncSession, principal: Principal, product_model_id: IdFilter = None,
-        code: str | None = None, status: PlanStatus | None = None, cursor: Cursor = None, limit: Limit = 50,
+        self,
+        session: AsyncSession,
+        principal: Principal,
+        product_model_id: IdFilter = None,
+        code: str | None = None,
+        status: PlanStatus | None = None,
+        cursor: Cursor = None,
+        limit: Limit = 50,
     ) -> Page[InspectionPlan]:
         where = equal_filters(InspectionPlan, product_model_id=product_model_id, code=code, status=status)
         return await list_readable(session, InspectionPlan, principal, where=where, cursor=cursor, limit=limit)

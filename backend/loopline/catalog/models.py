@@ -6,12 +6,12 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, Numeric, String, UniqueConstraint
 from pydantic import FiniteFloat
+from sqlalchemy import JSON, Column, Numeric, UniqueConstraint
 from sqlmodel import Field
 
 from loopline.core.access import GlobalCatalogEntity, StaffCatalogEntity
-from loopline.core.types import one_of
+from loopline.core.types import EnumString, one_of
 
 
 class Severity(StrEnum):
@@ -64,7 +64,7 @@ class InspectionPlan(StaffCatalogEntity, table=True):
     code: str = Field(max_length=40, min_length=1)
     product_model_id: str = Field(foreign_key="product_model.id", index=True, max_length=36)
     plan_version: int = Field(ge=1)
-    status: PlanStatus = Field(default=PlanStatus.DRAFT, sa_type=String(16))
+    status: PlanStatus = Field(default=PlanStatus.DRAFT, sa_type=EnumString(PlanStatus, 16))
 
 
 class DefectCode(StaffCatalogEntity, table=True):
@@ -73,7 +73,7 @@ class DefectCode(StaffCatalogEntity, table=True):
 
     code: str = Field(max_length=32, unique=True, min_length=1)
     name: str = Field(max_length=200, min_length=1)
-    severity: Severity = Field(sa_type=String(16))
+    severity: Severity = Field(sa_type=EnumString(Severity, 16))
 
 
 class Characteristic(StaffCatalogEntity, table=True):

@@ -112,7 +112,7 @@ class PlantScopedEntity(ScopedEntity):
 
     @classmethod
     def read_filter(cls, principal: Principal) -> ColumnElement[bool]:
-        return member_of(getattr(cls, "plant_id"), principal.plant_ids)
+        return member_of(cls.plant_id, principal.plant_ids)
 
 
 class AccountScopedEntity(ScopedEntity):
@@ -123,4 +123,4 @@ class AccountScopedEntity(ScopedEntity):
 
     @classmethod
     def read_filter(cls, principal: Principal) -> ColumnElement[bool]:
-        return member_of(getattr(cls, "account_id"), principal.account_ids)
+        return member_of(cls.account_id, principal.account_ids)

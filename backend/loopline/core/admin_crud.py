@@ -79,8 +79,12 @@ def master_data_controller(
             session.add(row)
         return row
 
-    async def patch_entity(  # noqa: PLR0913
-        self: Controller, runtime: Runtime, principal: Principal, data: Patch, entity_id: str = Parameter(max_length=36)  # type: ignore[valid-type]
+    async def patch_entity(
+        self: Controller,
+        runtime: Runtime,
+        principal: Principal,
+        data: Patch,
+        entity_id: str = Parameter(max_length=36),  # type: ignore[valid-type]
     ) -> model:  # type: ignore[valid-type]
         async with runtime.unit_of_work(actor=principal.user_id, command=f"admin.{entity}.update") as session:
             row = (await session.scalars(select(model).where(model.id == entity_id))).one_or_none()
@@ -97,12 +101,19 @@ def master_data_controller(
 
     handlers = {
         "create": post(
-            "/", operation_id=f"admin_create_{entity}", summary=f"Create a {entity}", status_code=201,
+            "/",
+            operation_id=f"admin_create_{entity}",
+            summary=f"Create a {entity}",
+            status_code=201,
             guards=[admin_only],
         )(create_entity),
         "patch": patch(
-            "/{entity_id:str}", operation_id=f"admin_update_{entity}", summary=f"Change a {entity}",
+            "/{entity_id:str}",
+            operation_id=f"admin_update_{entity}",
+            summary=f"Change a {entity}",
             guards=[admin_only],
         )(patch_entity),
     }
-    return type(f"{model.__name__}AdminController", (Controller,), {"path": f"/admin/{path}", "tags": [tag], **handlers})
+    return type(
+        f"{model.__name__}AdminController", (Controller,), {"path": f"/admin/{path}", "tags": [tag], **handlers}
+    )

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from loopline.core.access import Principal
 from loopline.core.runtime import Runtime
 
-Limit = Annotated[int, Parameter(ge=1, le=500, description="Page size (1–500).")]
+Limit = Annotated[int, Parameter(ge=1, le=500, description="Page size (1 to 500).")]
 Cursor = Annotated[str | None, Parameter(max_length=200, description="`next_cursor` of the previous page.")]
 IdFilter = Annotated[str | None, Parameter(max_length=36)]
 

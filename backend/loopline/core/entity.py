@@ -59,7 +59,5 @@ class Entity(SQLModel):
     def public_data(self) -> dict[str, Any]:
         """The entity as devices and the API see it: the shape of change-log `data`."""
         return {
-            name: to_jsonable(getattr(self, name))
-            for name in type(self).model_fields
-            if name not in self.__private__
+            name: to_jsonable(getattr(self, name)) for name in type(self).model_fields if name not in self.__private__
         }

@@ -51,7 +51,9 @@ class AppError(Exception):
 class NotFound(AppError):
     def __init__(self, entity: str, entity_id: str) -> None:
         super().__init__(
-            "not_found", f"No {entity} with id {entity_id!r} that you can read.", status_code=404,
+            "not_found",
+            f"No {entity} with id {entity_id!r} that you can read.",
+            status_code=404,
             details={"entity": entity, "id": entity_id},
         )
 

@@ -21,7 +21,9 @@ class Runtime:
 
     def __post_init__(self) -> None:
         window = self.settings.login_window_s
-        self.login_by_user = SlidingWindowLimiter(self.clock, limit=self.settings.login_attempts_per_user, window_s=window)
+        self.login_by_user = SlidingWindowLimiter(
+            self.clock, limit=self.settings.login_attempts_per_user, window_s=window
+        )
         self.login_by_address = SlidingWindowLimiter(
             self.clock, limit=self.settings.login_attempts_per_address, window_s=window
         )

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import CheckConstraint, DateTime, MetaData
+from sqlalchemy import CheckConstraint, DateTime, MetaData, String
 from sqlalchemy.types import TypeDecorator
 
 # One naming convention so one Alembic history produces identical names on both dialects.
@@ -43,8 +43,6 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-
-
 def enum_values(enum_cls: type[StrEnum]) -> str:
     return ", ".join(f"'{member.value}'" for member in enum_cls)
 
@@ -52,3 +50,20 @@ def enum_values(enum_cls: type[StrEnum]) -> str:
 def one_of(column: str, enum_cls: type[StrEnum]) -> CheckConstraint:
     """A CHECK constraint keeping a string column inside an enum (portable, unlike native enums)."""
     return CheckConstraint(f"{column} IN ({enum_values(enum_cls)})", name=f"{column}_valid")
+
+
+class EnumString(TypeDecorator[StrEnum]):
+    """A StrEnum stored as a plain string (checked by `one_of`) and read back as the enum."""
+
+    impl = String
+    cache_ok = True
+
+    def __init__(self, enum_cls: type[StrEnum], length: int = 24) -> None:
+        super().__init__(length)
+        self.enum_cls = enum_cls
+
+    def process_bind_param(self, value: Any, dialect: Any) -> str | None:
+        return None if value is None else self.enum_cls(value).value
+
+    def process_result_value(self, value: Any, dialect: Any) -> StrEnum | None:
+        return None if value is None else self.enum_cls(value)

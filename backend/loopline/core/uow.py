@@ -10,9 +10,10 @@ bookkeeping, so no service can forget it:
   `audit_event` per changed entity (plus any explicit `audit()` events) are appended,
   in the same transaction, under the database's write lock.
 
-A flush of entity changes on a session without a unit of work raises
-`WriteOutsideUnitOfWork`, and ORM bulk DML on entity tables is refused, because both
-would bypass the log.
+The listeners are registered on SQLAlchemy's `Session` class itself, so they watch every
+ORM session in the process: a flush of entity changes on a session without a unit of
+work raises `WriteOutsideUnitOfWork`, and ORM bulk DML on entity tables is refused,
+because both would bypass the log.
 
 Sequence numbers: on SQLite the `BEGIN IMMEDIATE` write lock already serializes writers.
 On PostgreSQL a transaction-scoped advisory lock is taken before the next `seq` is read,
@@ -68,10 +69,6 @@ class _Context:
     committed: list[CommittedChange] = field(default_factory=list)
 
 
-class LooplineSession(Session):
-    """The ORM session every unit of work runs on; its events below keep the books."""
-
-
 def _context(session: Session) -> _Context | None:
     return session.info.get("uow")
 
@@ -91,7 +88,7 @@ def _changed_fields(entity: Entity) -> dict[str, list[Any]]:
     return diff
 
 
-@event.listens_for(LooplineSession, "before_flush")
+@event.listens_for(Session, "before_flush")
 def _track_entity_changes(session: Session, _flush_context: Any, _instances: Any) -> None:
     touched = [o for o in (*session.new, *session.dirty, *session.deleted) if isinstance(o, Entity)]
     if not touched:
@@ -126,7 +123,7 @@ def _track_entity_changes(session: Session, _flush_context: Any, _instances: Any
             ctx.changes[(entity.__entity__, entity.id)] = _Change(entity, "delete", entity.public_data())
 
 
-@event.listens_for(LooplineSession, "do_orm_execute")
+@event.listens_for(Session, "do_orm_execute")
 def _refuse_bulk_dml(state: ORMExecuteState) -> None:
     if not (state.is_insert or state.is_update or state.is_delete):
         return
@@ -134,7 +131,7 @@ def _refuse_bulk_dml(state: ORMExecuteState) -> None:
         raise WriteOutsideUnitOfWork("bulk DML on entity tables would bypass the change log")
 
 
-@event.listens_for(LooplineSession, "before_commit")
+@event.listens_for(Session, "before_commit")
 def _append_log_and_audit(session: Session) -> None:
     ctx = _context(session)
     if ctx is None:
@@ -156,14 +153,26 @@ def _append_log_and_audit(session: Session) -> None:
         version = entity.version + 1 if deleted else entity.version
         for scope_key in entity.scope_keys():
             log_rows.append(
-                {"seq": next_seq, "scope_key": scope_key, "entity": entity.__entity__, "entity_id": entity.id,
-                 "op": "delete" if deleted else "put", "version": version, "data": data, "at": now}
+                {
+                    "seq": next_seq,
+                    "scope_key": scope_key,
+                    "entity": entity.__entity__,
+                    "entity_id": entity.id,
+                    "op": "delete" if deleted else "put",
+                    "version": version,
+                    "data": data,
+                    "at": now,
+                }
             )
             ctx.committed.append(CommittedChange(next_seq, scope_key, entity.__entity__, entity.id))
             next_seq += 1
         audit_fields.append(
-            {"entity": entity.__entity__, "entity_id": entity.id, "action": f"{entity.__entity__}.{change.op}",
-             "diff": data if change.op == "insert" else change.diff}
+            {
+                "entity": entity.__entity__,
+                "entity_id": entity.id,
+                "action": f"{entity.__entity__}.{change.op}",
+                "diff": data if change.op == "insert" else change.diff,
+            }
         )
     audit_fields.extend(ctx.explicit_events)
     if log_rows:
@@ -189,7 +198,7 @@ class UnitOfWork:
     """
 
     def __init__(self, db: Database, *, actor: str, clock: Clock, command: str | None = None) -> None:
-        self._maker = async_sessionmaker(db.writer, expire_on_commit=False, sync_session_class=LooplineSession)
+        self._maker = async_sessionmaker(db.writer, expire_on_commit=False)
         self._context = _Context(actor=actor, command=command, clock=clock)
         self.session: AsyncSession | None = None
 

@@ -7,13 +7,13 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, ColumnElement, Numeric, String, UniqueConstraint, exists, or_, select
+from sqlalchemy import JSON, Column, ColumnElement, Numeric, UniqueConstraint, exists, or_, select
 from sqlmodel import Field
 
 from loopline.catalog.models import Severity
 from loopline.core.access import AccountScopedEntity, Principal, ScopedEntity, StaffCatalogEntity, member_of
 from loopline.core.entity import account_scope, plant_scope
-from loopline.core.types import UTCDateTime, one_of
+from loopline.core.types import EnumString, UTCDateTime, one_of
 
 
 class Tier(StrEnum):
@@ -29,7 +29,7 @@ class Account(ScopedEntity, table=True):
     code: str = Field(max_length=16, unique=True, min_length=1)
     name: str = Field(max_length=200, min_length=1)
     country: str = Field(max_length=2, min_length=2)
-    tier: Tier = Field(sa_type=String(16))
+    tier: Tier = Field(sa_type=EnumString(Tier, 16))
     region: str = Field(max_length=16, index=True, min_length=1)
     market: str = Field(default="", max_length=64)
     account_manager_id: str | None = Field(default=None, foreign_key="user.id", index=True, max_length=36)
@@ -102,7 +102,7 @@ class Case(AccountScopedEntity, table=True):
     title: str = Field(default="", max_length=300)
     description: str = Field(default="", max_length=8000)
     contact_id: str | None = Field(default=None, foreign_key="contact.id", max_length=36)
-    origin: CaseOrigin = Field(sa_type=String(24))
+    origin: CaseOrigin = Field(sa_type=EnumString(CaseOrigin, 24))
     product_model_id: str | None = Field(default=None, foreign_key="product_model.id", max_length=36)
     batch_id: str | None = Field(default=None, foreign_key="batch.id", index=True, max_length=36)
     lot_no_reported: str | None = Field(default=None, max_length=64)
@@ -110,8 +110,8 @@ class Case(AccountScopedEntity, table=True):
     defect_code: str | None = Field(default=None, foreign_key="defect_code.code", max_length=32)
     nc_id: str | None = Field(default=None, foreign_key="nonconformance.id", index=True, max_length=36)
     advisory_id: str | None = Field(default=None, foreign_key="advisory.id", index=True, max_length=36)
-    severity: Severity = Field(default=Severity.MINOR, sa_type=String(16))
-    status: CaseStatus = Field(default=CaseStatus.NEW, sa_type=String(24))
+    severity: Severity = Field(default=Severity.MINOR, sa_type=EnumString(Severity, 16))
+    status: CaseStatus = Field(default=CaseStatus.NEW, sa_type=EnumString(CaseStatus, 24))
     assignee_id: str | None = Field(default=None, foreign_key="user.id", index=True, max_length=36)
     # Why the case was not linked (e.g. "lot_not_received"), shown to the service rep.
     flags: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
@@ -140,11 +140,11 @@ class Advisory(ScopedEntity, table=True):
     plant_id: str = Field(foreign_key="plant.id", index=True, max_length=36)
     batch_ids: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     account_ids: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
-    severity: Severity = Field(sa_type=String(16))
+    severity: Severity = Field(sa_type=EnumString(Severity, 16))
     affected_qty: int = Field(default=0, ge=0)
     summary: str = Field(default="", max_length=8000)
     approved_by: str | None = Field(default=None, foreign_key="user.id", max_length=36)
-    status: AdvisoryStatus = Field(default=AdvisoryStatus.DRAFT, sa_type=String(16))
+    status: AdvisoryStatus = Field(default=AdvisoryStatus.DRAFT, sa_type=EnumString(AdvisoryStatus, 16))
 
     def scope_keys(self) -> list[str]:
         return [plant_scope(self.plant_id), *(account_scope(a) for a in self.account_ids)]
@@ -174,7 +174,7 @@ class AdvisoryRecipient(AccountScopedEntity, table=True):
 
     advisory_id: str = Field(foreign_key="advisory.id", index=True, max_length=36)
     contact_id: str = Field(foreign_key="contact.id", max_length=36)
-    state: RecipientState = Field(default=RecipientState.PENDING, sa_type=String(16))
+    state: RecipientState = Field(default=RecipientState.PENDING, sa_type=EnumString(RecipientState, 16))
     sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     responded_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
@@ -195,11 +195,11 @@ class EntitlementRule(StaffCatalogEntity, table=True):
     code: str = Field(max_length=16, unique=True, min_length=1)
     description: str = Field(default="", max_length=400)
     priority: int = Field(default=100, ge=0)
-    tier: Tier | None = Field(default=None, sa_type=String(16))
-    min_severity: Severity | None = Field(default=None, sa_type=String(16))
+    tier: Tier | None = Field(default=None, sa_type=EnumString(Tier, 16))
+    min_severity: Severity | None = Field(default=None, sa_type=EnumString(Severity, 16))
     requires_advisory: bool | None = None
     defect_codes: list[str] | None = Field(default=None, sa_column=Column(JSON))
-    remedy: RemedyKind = Field(sa_type=String(20))
+    remedy: RemedyKind = Field(sa_type=EnumString(RemedyKind, 20))
     # Remedy parameters: {"credit_pct": 10, "freight": "air", "freight_per_unit": 2.4}
     terms: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     cap_amount: Decimal | None = Field(default=None, sa_column=Column(Numeric(14, 2)), max_digits=14, decimal_places=2)
@@ -223,10 +223,10 @@ class Remedy(AccountScopedEntity, table=True):
     number: str = Field(max_length=32, unique=True)
     case_id: str = Field(foreign_key="support_case.id", index=True, max_length=36)
     rule_id: str | None = Field(default=None, foreign_key="entitlement_rule.id", max_length=36)
-    kind: RemedyKind = Field(sa_type=String(20))
+    kind: RemedyKind = Field(sa_type=EnumString(RemedyKind, 20))
     qty: int = Field(default=0, ge=0)
     amount: Decimal = Field(sa_column=Column(Numeric(14, 2), nullable=False), max_digits=14, decimal_places=2)
     currency: str = Field(default="EUR", max_length=3)
     details: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
-    status: RemedyStatus = Field(default=RemedyStatus.PROPOSED, sa_type=String(16))
+    status: RemedyStatus = Field(default=RemedyStatus.PROPOSED, sa_type=EnumString(RemedyStatus, 16))
     approved_by: str | None = Field(default=None, foreign_key="user.id", max_length=36)

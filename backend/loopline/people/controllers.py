@@ -127,25 +127,38 @@ class UserAdminController(Controller):
 
     @get("/", operation_id="admin_list_users")
     async def list_users(
-        self, session: AsyncSession, principal: Principal, role: Role | None = None, cursor: Cursor = None,
+        self,
+        session: AsyncSession,
+        principal: Principal,
+        role: Role | None = None,
+        cursor: Cursor = None,
         limit: Limit = 50,
     ) -> Page[UserRead]:
-        page = await list_readable(session, User, principal, where=equal_filters(User, role=role), cursor=cursor,
-                                   limit=limit)
+        page = await list_readable(
+            session, User, principal, where=equal_filters(User, role=role), cursor=cursor, limit=limit
+        )
         return Page[UserRead](items=[_user_read(u) for u in page.items], next_cursor=page.next_cursor)
 
     @post("/", operation_id="admin_create_user", status_code=201)
     async def create_user(self, runtime: Runtime, principal: Principal, data: UserCreate) -> UserRead:
         user = await service.create_user(
-            runtime, actor=principal.user_id, username=data.username, password=data.password,
-            display_name=data.display_name, role=data.role, email=data.email,
+            runtime,
+            actor=principal.user_id,
+            username=data.username,
+            password=data.password,
+            display_name=data.display_name,
+            role=data.role,
+            email=data.email,
             memberships=[(m.kind, m.ref) for m in data.memberships],
         )
         return _user_read(user)
 
     @patch("/{user_id:str}", operation_id="admin_update_user")
     async def update_user(
-        self, runtime: Runtime, principal: Principal, data: UserPatch,
+        self,
+        runtime: Runtime,
+        principal: Principal,
+        data: UserPatch,
         user_id: Annotated[str, Parameter(max_length=36)],
     ) -> UserRead:
         changes = data.model_dump(exclude_unset=True)

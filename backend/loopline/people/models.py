@@ -6,12 +6,12 @@ from datetime import datetime
 from enum import StrEnum
 from typing import ClassVar
 
-from sqlalchemy import ColumnElement, String, UniqueConstraint, true
+from sqlalchemy import ColumnElement, UniqueConstraint, true
 from sqlmodel import Field, SQLModel
 
 from loopline.core.access import Principal, Role, ScopedEntity
 from loopline.core.entity import STAFF_SCOPE, user_scope
-from loopline.core.types import UTCDateTime, one_of
+from loopline.core.types import EnumString, UTCDateTime, one_of
 
 
 class User(ScopedEntity, table=True):
@@ -22,7 +22,7 @@ class User(ScopedEntity, table=True):
     username: str = Field(max_length=64, unique=True, regex=r"^[a-z0-9][a-z0-9._-]{1,63}$")
     display_name: str = Field(max_length=120)
     email: str | None = Field(default=None, max_length=254)
-    role: Role = Field(sa_type=String(16))
+    role: Role = Field(sa_type=EnumString(Role, 16))
     locale: str = Field(default="en", max_length=8)
     is_active: bool = Field(default=True)
     password_hash: str = Field(max_length=255)
@@ -49,7 +49,7 @@ class Membership(ScopedEntity, table=True):
     __table_args__ = (UniqueConstraint("user_id", "kind", "ref"), one_of("kind", MembershipKind))
 
     user_id: str = Field(foreign_key="user.id", index=True, max_length=36)
-    kind: MembershipKind = Field(sa_type=String(16))
+    kind: MembershipKind = Field(sa_type=EnumString(MembershipKind, 16))
     ref: str = Field(max_length=36)
 
     def scope_keys(self) -> list[str]:

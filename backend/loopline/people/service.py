@@ -47,8 +47,13 @@ async def create_user(
     memberships: list[tuple[MembershipKind, str]] = (),  # type: ignore[assignment]
 ) -> User:
     user = User.model_validate(
-        {"username": username, "display_name": display_name, "role": role, "email": email,
-         "password_hash": hash_password(password)}
+        {
+            "username": username,
+            "display_name": display_name,
+            "role": role,
+            "email": email,
+            "password_hash": hash_password(password),
+        }
     )
     async with runtime.unit_of_work(actor=actor, command="users.create") as session:
         session.add(user)
@@ -62,12 +67,19 @@ async def _issue_session_tokens(runtime: Runtime, session: AsyncSession, user: U
     refresh = secrets.token_urlsafe(32)
     session.add(
         RefreshToken(
-            id=new_id(), family_id=family_id, user_id=user.id, token_hash=_token_hash(refresh), issued_at=now,
+            id=new_id(),
+            family_id=family_id,
+            user_id=user.id,
+            token_hash=_token_hash(refresh),
+            issued_at=now,
             expires_at=now + timedelta(seconds=runtime.settings.refresh_token_ttl_s),
         )
     )
     access = issue_access_token(
-        secret=runtime.settings.secret_key, user_id=user.id, session_id=family_id, now=now,
+        secret=runtime.settings.secret_key,
+        user_id=user.id,
+        session_id=family_id,
+        now=now,
         ttl_s=runtime.settings.access_token_ttl_s,
     )
     return TokenPair(access_token=access, refresh_token=refresh, expires_in=runtime.settings.access_token_ttl_s)
@@ -76,14 +88,19 @@ async def _issue_session_tokens(runtime: Runtime, session: AsyncSession, user: U
 def _check_login_rate(runtime: Runtime, username: str, address: str) -> None:
     waits = [
         wait
-        for wait in (runtime.login_by_user.retry_after(f"user:{username}"),
-                     runtime.login_by_address.retry_after(f"addr:{address}"))
+        for wait in (
+            runtime.login_by_user.retry_after(f"user:{username}"),
+            runtime.login_by_address.retry_after(f"addr:{address}"),
+        )
         if wait is not None
     ]
     if waits:
         raise AppError(
-            "rate_limited", "Too many sign-in attempts; wait and try again.", status_code=429,
-            details={"retry_after_s": max(waits)}, headers={"Retry-After": str(max(waits))},
+            "rate_limited",
+            "Too many sign-in attempts; wait and try again.",
+            status_code=429,
+            details={"retry_after_s": max(waits)},
+            headers={"Retry-After": str(max(waits))},
         )
 
 
@@ -170,7 +187,9 @@ async def load_principal(runtime: Runtime, claims: dict[str, Any]) -> Principal 
         role = Role(user.role)
         if role is Role.ADMIN:
             return Principal(user.id, user.username, role, claims["sid"], None, None)
-        rows = (await session.execute(select(Membership.kind, Membership.ref).where(Membership.user_id == user.id))).all()
+        rows = (
+            await session.execute(select(Membership.kind, Membership.ref).where(Membership.user_id == user.id))
+        ).all()
         refs: dict[str, set[str]] = {kind.value: set() for kind in MembershipKind}
         for kind, ref in rows:
             refs[kind].add(ref)

@@ -1,1 +1,157 @@
-controllers: list[type] = []
+"""Quality reads: batches, inspections (with measurements), defects, nonconformances; batch admin."""
+
+from __future__ import annotations
+
+from litestar import Controller, get
+from pydantic import BaseModel
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from loopline.catalog.models import Severity
+from loopline.core.access import Principal
+from loopline.core.admin_crud import master_data_controller
+from loopline.core.api import Cursor, IdFilter, Limit
+from loopline.core.pagination import Page, equal_filters, get_readable, list_readable
+from loopline.quality.models import (
+    Batch,
+    BatchStatus,
+    Defect,
+    DefectStatus,
+    Inspection,
+    InspectionKind,
+    InspectionResult,
+    Measurement,
+    NcStatus,
+    NonConformance,
+)
+
+
+class BatchController(Controller):
+    path = "/batches"
+    tags = ["quality"]
+
+    @get("/", operation_id="list_batches")
+    async def list_batches(
+        self,
+        session: AsyncSession,
+        principal: Principal,
+        plant_id: IdFilter = None,
+        product_model_id: IdFilter = None,
+        lot_no: str | None = None,
+        line: str | None = None,
+        status: BatchStatus | None = None,
+        cursor: Cursor = None,
+        limit: Limit = 50,
+    ) -> Page[Batch]:
+        where = equal_filters(
+            Batch, plant_id=plant_id, product_model_id=product_model_id, lot_no=lot_no, line=line, status=status
+        )
+        return await list_readable(session, Batch, principal, where=where, cursor=cursor, limit=limit)
+
+    @get("/{batch_id:str}", operation_id="get_batch")
+    async def get_batch(self, session: AsyncSession, principal: Principal, batch_id: str) -> Batch:
+        return await get_readable(session, Batch, principal, batch_id)
+
+
+class InspectionDetail(BaseModel):
+    inspection: Inspection
+    measurements: list[Measurement]
+
+
+async def measurements_of(session: AsyncSession, inspection_ids: list[str]) -> list[Measurement]:
+    if not inspection_ids:
+        return []
+    rows = await session.scalars(
+        select(Measurement)
+        .where(Measurement.inspection_id.in_(inspection_ids))  # type: ignore[attr-defined]
+        .order_by(Measurement.inspection_id, Measurement.characteristic_code, Measurement.sample_index)
+    )
+    return list(rows)
+
+
+class InspectionController(Controller):
+    path = "/inspections"
+    tags = ["quality"]
+
+    @get("/", operation_id="list_inspections")
+    async def list_inspections(
+        self,
+        session: AsyncSession,
+        principal: Principal,
+        plant_id: IdFilter = None,
+        batch_id: IdFilter = None,
+        inspector_id: IdFilter = None,
+        kind: InspectionKind | None = None,
+        result: InspectionResult | None = None,
+        cursor: Cursor = None,
+        limit: Limit = 50,
+    ) -> Page[Inspection]:
+        where = equal_filters(
+            Inspection, plant_id=plant_id, batch_id=batch_id, inspector_id=inspector_id, kind=kind, result=result
+        )
+        return await list_readable(session, Inspection, principal, where=where, cursor=cursor, limit=limit)
+
+    @get("/{inspection_id:str}", operation_id="get_inspection")
+    async def get_inspection(self, session: AsyncSession, principal: Principal, inspection_id: str) -> InspectionDetail:
+        inspection = await get_readable(session, Inspection, principal, inspection_id)
+        return InspectionDetail(inspection=inspection, measurements=await measurements_of(session, [inspection.id]))
+
+
+class DefectController(Controller):
+    path = "/defects"
+    tags = ["quality"]
+
+    @get("/", operation_id="list_defects")
+    async def list_defects(
+        self,
+        session: AsyncSession,
+        principal: Principal,
+        plant_id: IdFilter = None,
+        batch_id: IdFilter = None,
+        defect_code: str | None = None,
+        severity: Severity | None = None,
+        status: DefectStatus | None = None,
+        cursor: Cursor = None,
+        limit: Limit = 50,
+    ) -> Page[Defect]:
+        where = equal_filters(
+            Defect, plant_id=plant_id, batch_id=batch_id, defect_code=defect_code, severity=severity, status=status
+        )
+        return await list_readable(session, Defect, principal, where=where, cursor=cursor, limit=limit)
+
+    @get("/{defect_id:str}", operation_id="get_defect")
+    async def get_defect(self, session: AsyncSession, principal: Principal, defect_id: str) -> Defect:
+        return await get_readable(session, Defect, principal, defect_id)
+
+
+class NonConformanceController(Controller):
+    path = "/nonconformances"
+    tags = ["quality"]
+
+    @get("/", operation_id="list_nonconformances")
+    async def list_nonconformances(
+        self,
+        session: AsyncSession,
+        principal: Principal,
+        plant_id: IdFilter = None,
+        number: str | None = None,
+        defect_code: str | None = None,
+        status: NcStatus | None = None,
+        cursor: Cursor = None,
+        limit: Limit = 50,
+    ) -> Page[NonConformance]:
+        where = equal_filters(NonConformance, plant_id=plant_id, number=number, defect_code=defect_code, status=status)
+        return await list_readable(session, NonConformance, principal, where=where, cursor=cursor, limit=limit)
+
+    @get("/{nc_id:str}", operation_id="get_nonconformance")
+    async def get_nonconformance(self, session: AsyncSession, principal: Principal, nc_id: str) -> NonConformance:
+        return await get_readable(session, NonConformance, principal, nc_id)
+
+
+controllers = [
+    BatchController,
+    InspectionController,
+    DefectController,
+    NonConformanceController,
+    master_data_controller(Batch, "batches"),
+]

@@ -11,13 +11,13 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, Numeric, String, UniqueConstraint
 from pydantic import FiniteFloat
+from sqlalchemy import JSON, Column, Numeric, UniqueConstraint
 from sqlmodel import Field
 
 from loopline.catalog.models import Severity
 from loopline.core.access import PlantScopedEntity
-from loopline.core.types import UTCDateTime, one_of
+from loopline.core.types import EnumString, UTCDateTime, one_of
 
 
 class BatchStatus(StrEnum):
@@ -39,7 +39,7 @@ class Batch(PlantScopedEntity, table=True):
     produced_from: datetime = Field(sa_type=UTCDateTime)
     produced_to: datetime = Field(sa_type=UTCDateTime)
     qty: int = Field(ge=0)
-    status: BatchStatus = Field(default=BatchStatus.IN_PRODUCTION, sa_type=String(16))
+    status: BatchStatus = Field(default=BatchStatus.IN_PRODUCTION, sa_type=EnumString(BatchStatus, 16))
 
 
 class InspectionKind(StrEnum):
@@ -63,12 +63,12 @@ class Inspection(PlantScopedEntity, table=True):
     batch_id: str = Field(foreign_key="batch.id", index=True, max_length=36)
     plan_id: str = Field(foreign_key="inspection_plan.id", index=True, max_length=36)
     plan_version: int = Field(ge=1)
-    kind: InspectionKind = Field(sa_type=String(16))
+    kind: InspectionKind = Field(sa_type=EnumString(InspectionKind, 16))
     inspector_id: str = Field(foreign_key="user.id", index=True, max_length=36)
     device_id: str | None = Field(default=None, max_length=64)
     captured_at: datetime = Field(sa_type=UTCDateTime)
     received_at: datetime = Field(sa_type=UTCDateTime)
-    result: InspectionResult = Field(sa_type=String(8))
+    result: InspectionResult = Field(sa_type=EnumString(InspectionResult, 8))
     notes: str = Field(default="", max_length=4000)
 
 
@@ -97,12 +97,12 @@ class Defect(PlantScopedEntity, table=True):
     batch_id: str | None = Field(default=None, foreign_key="batch.id", index=True, max_length=36)
     inspection_id: str | None = Field(default=None, foreign_key="inspection.id", index=True, max_length=36)
     defect_code: str = Field(foreign_key="defect_code.code", max_length=32)
-    severity: Severity = Field(sa_type=String(16))
+    severity: Severity = Field(sa_type=EnumString(Severity, 16))
     qty_affected: int = Field(default=1, ge=0)
     description: str = Field(default="", max_length=4000)
     reporter_id: str = Field(foreign_key="user.id", max_length=36)
     captured_at: datetime = Field(sa_type=UTCDateTime)
-    status: DefectStatus = Field(default=DefectStatus.OPEN, sa_type=String(16))
+    status: DefectStatus = Field(default=DefectStatus.OPEN, sa_type=EnumString(DefectStatus, 16))
 
 
 class NcSource(StrEnum):
@@ -137,14 +137,14 @@ class NonConformance(PlantScopedEntity, table=True):
     )
 
     number: str = Field(max_length=32, unique=True)
-    source: NcSource = Field(sa_type=String(16))
+    source: NcSource = Field(sa_type=EnumString(NcSource, 16))
     source_ref: str = Field(max_length=64)
     batch_ids: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     defect_code: str = Field(foreign_key="defect_code.code", max_length=32)
-    severity: Severity = Field(sa_type=String(16))
+    severity: Severity = Field(sa_type=EnumString(Severity, 16))
     containment: str = Field(default="", max_length=4000)
-    disposition: Disposition | None = Field(default=None, sa_type=String(24))
-    status: NcStatus = Field(default=NcStatus.OPEN, sa_type=String(16))
+    disposition: Disposition | None = Field(default=None, sa_type=EnumString(Disposition, 24))
+    status: NcStatus = Field(default=NcStatus.OPEN, sa_type=EnumString(NcStatus, 16))
 
 
 class CapaStatus(StrEnum):
@@ -165,7 +165,7 @@ class Capa(PlantScopedEntity, table=True):
     actions: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     # {"criterion", "due", "result": null | "passed" | "failed", "evidence"}
     effectiveness: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
-    status: CapaStatus = Field(default=CapaStatus.OPEN, sa_type=String(16))
+    status: CapaStatus = Field(default=CapaStatus.OPEN, sa_type=EnumString(CapaStatus, 16))
 
 
 class CostCategory(StrEnum):
@@ -181,7 +181,7 @@ class QualityCost(PlantScopedEntity, table=True):
 
     nc_id: str = Field(foreign_key="nonconformance.id", index=True, max_length=36)
     ref: str = Field(default="", max_length=64)
-    category: CostCategory = Field(sa_type=String(20))
+    category: CostCategory = Field(sa_type=EnumString(CostCategory, 20))
     description: str = Field(default="", max_length=400)
     amount: Decimal = Field(sa_column=Column(Numeric(14, 2), nullable=False), max_digits=14, decimal_places=2)
     currency: str = Field(default="EUR", max_length=3, min_length=3)

@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import JSON, Column, ColumnElement, String, UniqueConstraint, and_, exists, or_, select, true
+from sqlalchemy import JSON, Column, ColumnElement, UniqueConstraint, and_, exists, or_, select, true
 from sqlmodel import Field
 
 from loopline.core.access import Principal, Role, ScopedEntity, member_of
 from loopline.core.entity import thread_scope, user_scope
-from loopline.core.types import UTCDateTime, one_of
+from loopline.core.types import EnumString, UTCDateTime, one_of
 
 
 class SubjectType(StrEnum):
@@ -24,7 +24,7 @@ class Thread(ScopedEntity, table=True):
     __entity__ = "thread"
     __table_args__ = (UniqueConstraint("subject_type", "subject_id"), one_of("subject_type", SubjectType))
 
-    subject_type: SubjectType = Field(sa_type=String(16))
+    subject_type: SubjectType = Field(sa_type=EnumString(SubjectType, 16))
     subject_id: str = Field(max_length=36)
     # The subject's own scope ("plant:…", "account:…"): supervisors read threads of their scopes.
     subject_scope: str = Field(max_length=80, index=True)
@@ -78,7 +78,7 @@ class Message(ScopedEntity, table=True):
     thread_id: str = Field(foreign_key="thread.id", index=True, max_length=36)
     thread_seq: int = Field(ge=1)
     author_id: str = Field(foreign_key="user.id", max_length=36)
-    visibility: Visibility = Field(default=Visibility.INTERNAL, sa_type=String(16))
+    visibility: Visibility = Field(default=Visibility.INTERNAL, sa_type=EnumString(Visibility, 16))
     body: str = Field(default="", max_length=20000)
     mentions: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     edited_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

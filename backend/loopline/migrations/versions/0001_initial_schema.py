@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-23 21:40:10.316291
+Create Date: 2026-11-23 21:47:24.308975
 """
 
 from collections.abc import Sequence
@@ -149,6 +149,29 @@ def upgrade() -> None:
     with op.batch_alter_table('account', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_account_account_manager_id'), ['account_manager_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_account_region'), ['region'], unique=False)
+
+    op.create_table('attachment',
+    sa.Column('id', sqlmodel.sql.sqltypes.AutoString(length=36), nullable=False),
+    sa.Column('version', sa.Integer(), nullable=False),
+    sa.Column('created_at', loopline.core.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', loopline.core.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('entity_type', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+    sa.Column('entity_id', sqlmodel.sql.sqltypes.AutoString(length=36), nullable=False),
+    sa.Column('sha256', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('kind', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('state', sa.String(length=16), nullable=False),
+    sa.Column('reason', sqlmodel.sql.sqltypes.AutoString(length=400), nullable=True),
+    sa.Column('scope_key', sqlmodel.sql.sqltypes.AutoString(length=80), nullable=False),
+    sa.Column('uploaded_by', sqlmodel.sql.sqltypes.AutoString(length=36), nullable=True),
+    sa.CheckConstraint("state IN ('pending', 'available', 'rejected', 'missing')", name=op.f('ck_attachment_state_valid')),
+    sa.ForeignKeyConstraint(['uploaded_by'], ['user.id'], name=op.f('fk_attachment_uploaded_by_user')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_attachment')),
+    sa.UniqueConstraint('entity_type', 'entity_id', 'sha256', name=op.f('uq_attachment_entity_type_entity_id_sha256'))
+    )
+    with op.batch_alter_table('attachment', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_attachment_entity_id'), ['entity_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_attachment_scope_key'), ['scope_key'], unique=False)
+        batch_op.create_index(batch_op.f('ix_attachment_sha256'), ['sha256'], unique=False)
 
     op.create_table('batch',
     sa.Column('id', sqlmodel.sql.sqltypes.AutoString(length=36), nullable=False),
@@ -789,6 +812,12 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_batch_plant_id'))
 
     op.drop_table('batch')
+    with op.batch_alter_table('attachment', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_attachment_sha256'))
+        batch_op.drop_index(batch_op.f('ix_attachment_scope_key'))
+        batch_op.drop_index(batch_op.f('ix_attachment_entity_id'))
+
+    op.drop_table('attachment')
     with op.batch_alter_table('account', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_account_region'))
         batch_op.drop_index(batch_op.f('ix_account_account_manager_id'))

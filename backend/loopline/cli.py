@@ -1,0 +1,190 @@
+"""The `loopline` command: serve, migrate, load the demo, manage users, verify the audit chain."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from loopline.core.access import Role
+from loopline.core.audit import verify_chain
+from loopline.core.db import Database
+from loopline.core.runtime import Runtime
+from loopline.core.settings import Settings
+from loopline.people.models import MembershipKind
+
+T = TypeVar("T")
+
+
+def _settings(ctx: click.Context) -> Settings:
+    settings: Settings = ctx.obj
+    return settings
+
+
+def _with_runtime(settings: Settings, work: Callable[[Runtime], Awaitable[T]]) -> T:
+    async def run() -> T:
+        runtime = Runtime(settings=settings, db=Database.open(settings))
+        try:
+            return await work(runtime)
+        finally:
+            await runtime.db.close()
+
+    return asyncio.run(run())
+
+
+@click.group()
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="LOOPLINE_DATA_DIR",
+    default=Path("./var"),
+    show_default=True,
+    help="Where the SQLite database, the blobs and the signing key live.",
+)
+@click.pass_context
+def main(ctx: click.Context, data_dir: Path) -> None:
+    """Loopline: quality-to-customer collaboration for manufacturers."""
+    ctx.obj = Settings.from_env(data_dir=data_dir)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.pass_context
+def serve(ctx: click.Context, host: str, port: int) -> None:
+    """Serve the API and the web app (run `db upgrade` first)."""
+    import uvicorn
+
+    from loopline.app import create_app
+
+    uvicorn.run(create_app(_settings(ctx)), host=host, port=port, log_level="info", ws="websockets")
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+@click.pass_context
+def db_upgrade(ctx: click.Context, revision: str) -> None:
+    """Apply the migration history up to REVISION."""
+    from loopline.core import migrate
+
+    migrate.upgrade(_settings(ctx.find_root()), revision)
+    click.echo(f"database at {revision}")
+
+
+@main.group()
+def demo() -> None:
+    """The Nordlicht demo data set."""
+
+
+@demo.command("load")
+@click.option("--if-empty", is_flag=True, help="Do nothing (and succeed) when the database already has data.")
+@click.pass_context
+def demo_load(ctx: click.Context, if_empty: bool) -> None:
+    """Load the demo data into an empty database."""
+    from loopline.demo.loader import database_is_empty, load_demo
+
+    async def work(runtime: Runtime) -> str:
+        if not await database_is_empty(runtime):
+            if if_empty:
+                return "database has data; demo not loaded"
+            raise click.ClickException("the database is not empty; the demo loads only into an empty one")
+        await load_demo(runtime)
+        return "demo data loaded"
+
+    click.echo(_with_runtime(_settings(ctx.find_root()), work))
+
+
+@demo.command("logins")
+def demo_logins() -> None:
+    """Print the demo users and their shared password."""
+    from loopline.demo.loader import DEMO_LOGINS, DEMO_PASSWORD
+
+    click.echo(f"Demo logins (password for all: {DEMO_PASSWORD}):")
+    for username, description in DEMO_LOGINS:
+        click.echo(f"  {username:<14} {description}")
+
+
+@main.group()
+def users() -> None:
+    """User accounts."""
+
+
+def _parse_membership(value: str) -> tuple[MembershipKind, str]:
+    kind, sep, ref = value.partition(":")
+    if not sep or kind not in MembershipKind.__members__.values():
+        raise click.BadParameter(f"{value!r}: use plant:<id>, account:<id> or region:<code>")
+    return MembershipKind(kind), ref
+
+
+@users.command("create")
+@click.argument("username")
+@click.option("--role", type=click.Choice([r.value for r in Role]), required=True)
+@click.option("--display-name", default=None)
+@click.option("--email", default=None)
+@click.option("--member", "members", multiple=True, help="plant:<id>, account:<id> or region:<code>; repeatable.")
+@click.option("--password", envvar="LOOPLINE_NEW_USER_PASSWORD", default=None, help="Prompted for when omitted.")
+@click.pass_context
+def users_create(
+    ctx: click.Context,
+    username: str,
+    role: str,
+    display_name: str | None,
+    email: str | None,
+    members: tuple[str, ...],
+    password: str | None,
+) -> None:
+    """Create a user."""
+    from loopline.people.service import create_user
+
+    memberships = [_parse_membership(m) for m in members]
+    secret = password or getpass.getpass(f"password for {username}: ")
+    if len(secret) < 8:
+        raise click.ClickException("a password needs at least 8 characters")
+
+    async def work(runtime: Runtime) -> Any:
+        return await create_user(
+            runtime,
+            actor="system:cli",
+            username=username,
+            password=secret,
+            display_name=display_name or username,
+            role=Role(role),
+            email=email,
+            memberships=memberships,
+        )
+
+    user = _with_runtime(_settings(ctx.find_root()), work)
+    click.echo(f"created {user.username} ({user.role}) {user.id}")
+
+
+@main.group()
+def audit() -> None:
+    """The tamper-evident audit chain."""
+
+
+@audit.command("verify")
+@click.option("--expect-head", default=None, help="A head hash recorded earlier; catches deleted newest events.")
+@click.pass_context
+def audit_verify(ctx: click.Context, expect_head: str | None) -> None:
+    """Walk the chain; exit 1 and name the first broken seq if it does not hold."""
+
+    async def work(runtime: Runtime) -> Any:
+        async with runtime.db.read_session() as session:
+            return await verify_chain(session, expected_head=expect_head)
+
+    report = _with_runtime(_settings(ctx.find_root()), work)
+    if report.ok:
+        click.echo(f"audit chain ok: {report.events} events, head {report.head_hash}")
+        return
+    click.echo(f"audit chain BROKEN at seq {report.first_broken_seq}: {report.reason}", err=True)
+    sys.exit(1)

@@ -1,0 +1,30 @@
+"""`GET /batches/{id}/trace` and `GET /cases/{id}/context`: the two views of the loop's spine."""
+
+from __future__ import annotations
+
+from litestar import Controller, get
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from loopline.core.access import Principal
+from loopline.core.pagination import get_readable
+from loopline.customer.models import Case
+from loopline.loop.trace import BatchTrace, CaseContext, batch_trace, case_context
+from loopline.quality.models import Batch
+
+
+class LoopViewController(Controller):
+    path = "/"
+    tags = ["loop"]
+
+    @get("/batches/{batch_id:str}/trace", operation_id="trace_batch")
+    async def trace(self, session: AsyncSession, principal: Principal, batch_id: str) -> BatchTrace:
+        batch = await get_readable(session, Batch, principal, batch_id)
+        return await batch_trace(session, principal, batch)
+
+    @get("/cases/{case_id:str}/context", operation_id="get_case_context")
+    async def context(self, session: AsyncSession, principal: Principal, case_id: str) -> CaseContext:
+        case = await get_readable(session, Case, principal, case_id)
+        return await case_context(session, case)
+
+
+controllers = [LoopViewController]

@@ -1,0 +1,127 @@
+"""Building blocks for tests: fresh databases on either dialect, apps, servers, logins."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+from loopline.core import migrate
+from loopline.core.settings import Settings
+from sqlalchemy.engine import make_url
+
+ROOT = Path(__file__).resolve().parent.parent
+TEST_DATABASE_URL = os.environ.get("LOOPLINE_TEST_DATABASE_URL", "")
+DEMO_PASSWORD = "loopline-demo"
+# Shared test worlds sign in many times from one address; the rate-limit test builds its own.
+GENEROUS_LIMITS = {"login_attempts_per_user": 10_000, "login_attempts_per_address": 10_000}
+
+
+def _admin_dsn(url: str) -> str:
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+async def _pg(admin_url: str, sql: str) -> None:
+    connection = await asyncpg.connect(_admin_dsn(admin_url))
+    try:
+        await connection.execute(sql)
+    finally:
+        await connection.close()
+
+
+@dataclass
+class FreshDatabase:
+    """A new, migrated database: a SQLite file, or a PostgreSQL database beside the test one."""
+
+    settings: Settings
+    _drop: str | None = None
+
+    @classmethod
+    def create(cls, data_dir: Path, **settings: Any) -> FreshDatabase:
+        if not TEST_DATABASE_URL:
+            fresh = cls(Settings.from_env(env={}, data_dir=data_dir, **settings))
+        else:
+            name = f"loopline_t_{uuid.uuid4().hex[:12]}"
+            asyncio.run(_pg(TEST_DATABASE_URL, f'CREATE DATABASE "{name}"'))
+            url = make_url(TEST_DATABASE_URL).set(database=name).render_as_string(hide_password=False)
+            fresh = cls(Settings.from_env(env={}, data_dir=data_dir, database_url=url, **settings), name)
+        migrate.upgrade(fresh.settings)
+        return fresh
+
+    def drop(self) -> None:
+        if self._drop:
+            asyncio.run(_pg(TEST_DATABASE_URL, f'DROP DATABASE IF EXISTS "{self._drop}" WITH (FORCE)'))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def cli(settings: Settings, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run the `loopline` command against `settings`' database, as an operator would."""
+    env = {**os.environ, "LOOPLINE_DATABASE_URL": settings.database_url, "LOOPLINE_SECRET_KEY": settings.secret_key}
+    return subprocess.run(
+        [sys.executable, "-m", "loopline", "--data-dir", str(settings.data_dir), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=check,
+        timeout=120,
+    )
+
+
+@contextlib.contextmanager
+def running_server(settings: Settings, *extra_env: tuple[str, str]) -> Iterator[str]:
+    """A real `loopline serve` process on a free port; yields its base URL."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "LOOPLINE_DATABASE_URL": settings.database_url,
+        "LOOPLINE_SECRET_KEY": settings.secret_key,
+        **dict(extra_env),
+    }
+    for name in ("login_attempts_per_user", "login_attempts_per_address"):
+        env[f"LOOPLINE_{name.upper()}"] = str(getattr(settings, name))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "loopline", "--data-dir", str(settings.data_dir), "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_health(base, process)
+        yield base
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def wait_for_health(base: str, process: subprocess.Popen[str], timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            output = process.stdout.read() if process.stdout else ""
+            raise RuntimeError(f"server exited with {process.returncode}:\n{output}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{base}/api/v1/health", timeout=2).status_code == 200:
+                return
+        time.sleep(0.2)
+    raise TimeoutError(f"{base} did not become healthy")

@@ -1,0 +1,146 @@
+"""Sign-in, token expiry, refresh rotation with reuse detection, logout, rate limits."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import jwt
+from litestar.testing import AsyncTestClient
+from loopline.app import create_app
+from loopline.core.access import Role
+from loopline.core.auth import issue_access_token
+from loopline.core.clock import FrozenClock
+from loopline.core.db import Database
+from loopline.core.runtime import Runtime
+from loopline.core.settings import Settings
+from loopline.people.service import create_user
+
+from tests.conftest import sign_in
+from tests.support import FreshDatabase
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def test_login_returns_a_short_lived_bearer_token_pair(client: AsyncTestClient[Any]) -> None:
+    tokens = await sign_in(client, "wang.lei")
+    assert tokens["token_type"] == "bearer"
+    assert tokens["expires_in"] == 15 * 60
+    claims = jwt.decode(tokens["access_token"], options={"verify_signature": False})
+    assert claims["exp"] - claims["iat"] == 15 * 60
+    me = await client.get("/api/v1/me", headers=bearer(tokens["access_token"]))
+    assert me.status_code == 200
+    assert me.json()["user"]["username"] == "wang.lei"
+    assert me.json()["user"]["role"] == "inspector"
+    assert "password_hash" not in me.text
+
+
+async def test_wrong_password_and_unknown_user_look_the_same(client: AsyncTestClient[Any]) -> None:
+    wrong = await client.post("/api/v1/auth/login", json={"username": "wang.lei", "password": "nope"})
+    unknown = await client.post("/api/v1/auth/login", json={"username": "nobody", "password": "nope"})
+    assert wrong.status_code == unknown.status_code == 401
+    assert wrong.json()["error"]["code"] == unknown.json()["error"]["code"] == "invalid_credentials"
+
+
+async def test_requests_without_a_valid_token_are_refused(client: AsyncTestClient[Any]) -> None:
+    assert (await client.get("/api/v1/me")).json()["error"]["code"] == "not_authenticated"
+    forged = jwt.encode({"sub": "x", "sid": "y", "exp": 4102444800, "aud": "loopline-api"}, "not-the-key")
+    response = await client.get("/api/v1/me", headers=bearer(forged))
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "invalid_token"
+
+
+async def test_an_expired_access_token_is_refused_with_its_own_code(
+    client: AsyncTestClient[Any], demo_settings: Settings
+) -> None:
+    tokens = await sign_in(client, "wang.lei")
+    claims = jwt.decode(tokens["access_token"], options={"verify_signature": False})
+    sixteen_minutes_ago = datetime.now(UTC) - timedelta(minutes=16)
+    expired = issue_access_token(
+        secret=demo_settings.secret_key,
+        user_id=claims["sub"],
+        session_id=claims["sid"],
+        now=sixteen_minutes_ago,
+        ttl_s=15 * 60,
+    )
+    response = await client.get("/api/v1/me", headers=bearer(expired))
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "token_expired"
+    # The session itself is alive: the refresh token still works.
+    refreshed = await client.post("/api/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
+    assert refreshed.status_code == 200
+
+
+async def test_refresh_rotates_and_reuse_of_an_old_token_ends_the_session(client: AsyncTestClient[Any]) -> None:
+    first = await sign_in(client, "jana.novak")
+    second = (await client.post("/api/v1/auth/refresh", json={"refresh_token": first["refresh_token"]})).json()
+    assert second["refresh_token"] != first["refresh_token"]
+    third = (await client.post("/api/v1/auth/refresh", json={"refresh_token": second["refresh_token"]})).json()
+    assert (await client.get("/api/v1/me", headers=bearer(third["access_token"]))).status_code == 200
+
+    # An attacker replays the first (already rotated) token.
+    replay = await client.post("/api/v1/auth/refresh", json={"refresh_token": first["refresh_token"]})
+    assert replay.status_code == 401
+    assert replay.json()["error"]["code"] == "refresh_token_reused"
+
+    # The whole family is revoked: the newest refresh token and the live access token stop working.
+    latest = await client.post("/api/v1/auth/refresh", json={"refresh_token": third["refresh_token"]})
+    assert latest.status_code == 401
+    assert latest.json()["error"]["code"] == "session_ended"
+    me = await client.get("/api/v1/me", headers=bearer(third["access_token"]))
+    assert me.status_code == 401
+    assert me.json()["error"]["code"] == "session_ended"
+
+    # Other sessions of the same user are untouched.
+    other = await sign_in(client, "jana.novak")
+    assert (await client.get("/api/v1/me", headers=bearer(other["access_token"]))).status_code == 200
+
+
+async def test_logout_ends_the_session_at_once(client: AsyncTestClient[Any]) -> None:
+    tokens = await sign_in(client, "kenji.sato")
+    assert (await client.post("/api/v1/auth/logout", headers=bearer(tokens["access_token"]))).status_code == 204
+    assert (await client.get("/api/v1/me", headers=bearer(tokens["access_token"]))).status_code == 401
+    refreshed = await client.post("/api/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
+    assert refreshed.status_code == 401
+    assert refreshed.json()["error"]["code"] == "session_ended"
+
+
+async def test_unknown_refresh_token_is_refused(client: AsyncTestClient[Any]) -> None:
+    response = await client.post("/api/v1/auth/refresh", json={"refresh_token": "made-up"})
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "invalid_refresh_token"
+
+
+async def test_login_is_rate_limited_per_user_and_per_address(fresh_database: FreshDatabase) -> None:
+    settings = Settings(
+        **{**fresh_database.settings.__dict__, "login_attempts_per_user": 3, "login_attempts_per_address": 5}
+    )
+    clock = FrozenClock(datetime(2026, 1, 5, 9, 0, tzinfo=UTC))
+    runtime = Runtime(settings=settings, db=Database.open(settings), clock=clock)
+    for name in ("ana", "ben"):
+        await create_user(
+            runtime, actor="test", username=name, password="correct-horse", display_name=name, role=Role.INSPECTOR
+        )
+    await runtime.db.close()
+
+    async with AsyncTestClient(create_app(settings, clock=clock)) as api:
+
+        async def attempt(username: str, password: str = "wrong-password") -> Any:
+            return await api.post("/api/v1/auth/login", json={"username": username, "password": password})
+
+        assert [(await attempt("ana")).status_code for _ in range(3)] == [401, 401, 401]
+        blocked = await attempt("ana", "correct-horse")
+        assert blocked.status_code == 429
+        assert blocked.json()["error"]["code"] == "rate_limited"
+        assert int(blocked.headers["Retry-After"]) > 0
+
+        # Another user from the same address still has attempts left, until the address limit.
+        assert (await attempt("ben", "correct-horse")).status_code == 200
+        assert (await attempt("ben")).status_code == 401
+        per_address = await attempt("ben", "correct-horse")
+        assert per_address.status_code == 429
+
+        clock.advance(timedelta(seconds=settings.login_window_s + 1))
+        assert (await attempt("ana", "correct-horse")).status_code == 200
