@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 from litestar.testing import AsyncTestClient
+
 from loopline.app import create_app
 from loopline.core.db import Database
 from loopline.core.runtime import Runtime
 from loopline.core.settings import Settings
 from loopline.demo.loader import load_demo
-
 from tests.support import DEMO_PASSWORD, GENEROUS_LIMITS, FreshDatabase
 
 Headers = dict[str, str]

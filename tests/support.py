@@ -17,9 +17,10 @@ from typing import Any
 
 import asyncpg
 import httpx
+from sqlalchemy.engine import make_url
+
 from loopline.core import migrate
 from loopline.core.settings import Settings
-from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_DATABASE_URL = os.environ.get("LOOPLINE_TEST_DATABASE_URL", "")
@@ -85,7 +86,11 @@ def cli(settings: Settings, *args: str, check: bool = True) -> subprocess.Comple
 
 @contextlib.contextmanager
 def running_server(settings: Settings, *extra_env: tuple[str, str]) -> Iterator[str]:
-    """A real `loopline serve` process on a free port; yields its base URL."""
+    """A real `loopline serve` process on a free port; yields its base URL.
+
+    Its output goes to a file in the data directory (a pipe nobody reads would fill up
+    and stall the server), and is shown if the server fails to start.
+    """
     port = free_port()
     env = {
         **os.environ,
@@ -95,16 +100,18 @@ def running_server(settings: Settings, *extra_env: tuple[str, str]) -> Iterator[
     }
     for name in ("login_attempts_per_user", "login_attempts_per_address"):
         env[f"LOOPLINE_{name.upper()}"] = str(getattr(settings, name))
-    process = subprocess.Popen(
-        [sys.executable, "-m", "loopline", "--data-dir", str(settings.data_dir), "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    log_path = settings.data_dir / f"server-{port}.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "loopline", "--data-dir", str(settings.data_dir), "serve", "--port", str(port)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_for_health(base, process)
+        wait_for_health(base, process, log_path)
         yield base
     finally:
         process.terminate()
@@ -114,12 +121,11 @@ def running_server(settings: Settings, *extra_env: tuple[str, str]) -> Iterator[
             process.kill()
 
 
-def wait_for_health(base: str, process: subprocess.Popen[str], timeout_s: float = 60) -> None:
+def wait_for_health(base: str, process: subprocess.Popen[str], log_path: Path, timeout_s: float = 60) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            output = process.stdout.read() if process.stdout else ""
-            raise RuntimeError(f"server exited with {process.returncode}:\n{output}")
+            raise RuntimeError(f"server exited with {process.returncode}:\n{log_path.read_text()}")
         with contextlib.suppress(httpx.HTTPError):
             if httpx.get(f"{base}/api/v1/health", timeout=2).status_code == 200:
                 return

@@ -143,7 +143,7 @@ async def test_each_role_gets_exactly_its_access_on_every_route(
                 headers = {"Authorization": f"Bearer {tokens['access_token']}"}
             else:
                 headers = await login(ROLES[role])
-        body = {} if method in {"POST", "PATCH", "PUT"} else None
+        body: dict[str, Any] | None = {} if method in {"POST", "PATCH", "PUT"} else None
         response = await client.request(method, url, headers=headers, json=body)
         assert response.status_code < 500, f"{method} {path} as {role}: {response.text}"
         expected, got = _expected(POLICY[operation], role), _outcome(response.status_code)

@@ -7,6 +7,7 @@ from typing import Any
 
 import jwt
 from litestar.testing import AsyncTestClient
+
 from loopline.app import create_app
 from loopline.core.access import Role
 from loopline.core.auth import issue_access_token
@@ -15,7 +16,6 @@ from loopline.core.db import Database
 from loopline.core.runtime import Runtime
 from loopline.core.settings import Settings
 from loopline.people.service import create_user
-
 from tests.conftest import sign_in
 from tests.support import FreshDatabase
 

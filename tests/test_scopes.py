@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 from litestar.testing import AsyncTestClient
+
 from loopline.catalog.models import Severity
 from loopline.core.runtime import Runtime
 from loopline.customer.models import Case, CaseOrigin
-
 from tests.conftest import Login
 
 

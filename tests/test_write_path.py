@@ -5,6 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from sqlalchemy import delete, select, text, update
+from sqlmodel import col
+
 from loopline.catalog.models import Plant
 from loopline.core.audit import AuditEvent, verify_chain
 from loopline.core.changelog import ChangeLog
@@ -12,8 +15,6 @@ from loopline.core.db import Database
 from loopline.core.entity import STAFF_SCOPE
 from loopline.core.runtime import Runtime
 from loopline.core.uow import WriteOutsideUnitOfWork
-from sqlalchemy import delete, select, text, update
-
 from tests.support import FreshDatabase, cli
 
 
@@ -26,7 +27,7 @@ async def empty_runtime(fresh_database: FreshDatabase) -> Any:
 
 async def _log(runtime: Runtime) -> list[ChangeLog]:
     async with runtime.db.read_session() as session:
-        return list(await session.scalars(select(ChangeLog).order_by(ChangeLog.seq)))
+        return list(await session.scalars(select(ChangeLog).order_by(col(ChangeLog.seq))))
 
 
 async def test_every_write_appends_change_log_and_audit_in_its_transaction(empty_runtime: Runtime) -> None:
@@ -52,7 +53,7 @@ async def test_every_write_appends_change_log_and_audit_in_its_transaction(empty
     assert log[2].data is None
 
     async with empty_runtime.db.read_session() as session:
-        events = list(await session.scalars(select(AuditEvent).order_by(AuditEvent.seq)))
+        events = list(await session.scalars(select(AuditEvent).order_by(col(AuditEvent.seq))))
         report = await verify_chain(session)
     assert [(e.action, e.command, e.actor) for e in events] == [
         ("plant.insert", "test.create", "tester"),
@@ -102,7 +103,7 @@ async def test_audit_chain_detects_an_edited_row(empty_runtime: Runtime, fresh_d
     await _chain_with_events(empty_runtime, 5)
     assert "5 events" in cli(fresh_database.settings, "audit", "verify").stdout
 
-    await _tamper(empty_runtime, update(AuditEvent).where(AuditEvent.seq == 3).values(actor="someone-else"))
+    await _tamper(empty_runtime, update(AuditEvent).where(col(AuditEvent.seq) == 3).values(actor="someone-else"))
     async with empty_runtime.db.read_session() as session:
         report = await verify_chain(session)
     assert (report.first_broken_seq, report.reason) == (3, "event content does not match its hash")
@@ -113,7 +114,7 @@ async def test_audit_chain_detects_an_edited_row(empty_runtime: Runtime, fresh_d
 
 async def test_audit_chain_detects_a_deleted_row(empty_runtime: Runtime) -> None:
     await _chain_with_events(empty_runtime, 5)
-    await _tamper(empty_runtime, delete(AuditEvent).where(AuditEvent.seq == 2))
+    await _tamper(empty_runtime, delete(AuditEvent).where(col(AuditEvent.seq) == 2))
     async with empty_runtime.db.read_session() as session:
         report = await verify_chain(session)
     assert (report.first_broken_seq, report.reason) == (2, "event 2 is missing")
@@ -121,7 +122,7 @@ async def test_audit_chain_detects_a_deleted_row(empty_runtime: Runtime) -> None
 
 async def test_audit_chain_detects_a_deleted_row_whose_successors_were_renumbered(empty_runtime: Runtime) -> None:
     await _chain_with_events(empty_runtime, 4)
-    await _tamper(empty_runtime, delete(AuditEvent).where(AuditEvent.seq == 2))
+    await _tamper(empty_runtime, delete(AuditEvent).where(col(AuditEvent.seq) == 2))
     await _tamper(empty_runtime, text("UPDATE audit_event SET seq = seq - 1 WHERE seq > 2"))
     async with empty_runtime.db.read_session() as session:
         report = await verify_chain(session)
@@ -133,7 +134,7 @@ async def test_audit_chain_detects_deleted_newest_rows_against_an_anchor(empty_r
     await _chain_with_events(empty_runtime, 3)
     async with empty_runtime.db.read_session() as session:
         anchor = (await verify_chain(session)).head_hash
-    await _tamper(empty_runtime, delete(AuditEvent).where(AuditEvent.seq == 3))
+    await _tamper(empty_runtime, delete(AuditEvent).where(col(AuditEvent.seq) == 3))
     async with empty_runtime.db.read_session() as session:
         assert (await verify_chain(session)).ok
         report = await verify_chain(session, expected_head=anchor)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import Litestar, Router, get
+from litestar import Controller, Litestar, Router, get
 from litestar.datastructures import State
 from litestar.middleware.base import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
+from litestar.response import Redirect
 from pydantic import BaseModel
 from sqlalchemy import func, select, text
 
@@ -48,6 +49,12 @@ async def health(state: State) -> Health:
     )
 
 
+@get("/", operation_id="index", exclude_from_auth=True, include_in_schema=False)
+async def index() -> Redirect:
+    """Until the web app lands, the front door leads to the API documentation."""
+    return Redirect("/schema")
+
+
 def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> Litestar:
     settings = settings or Settings.from_env()
     runtime = Runtime(settings=settings, db=Database.open(settings), clock=clock or Clock())
@@ -63,7 +70,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         route_handlers=[*people_controllers, *catalog_controllers, *domain_controllers()],
     )
     return Litestar(
-        route_handlers=[health, api],
+        route_handlers=[index, health, api],
         dependencies=dependencies,
         exception_handlers=exception_handlers,
         middleware=[DefineMiddleware(BearerAuthMiddleware, exclude=PUBLIC_PATHS)],
@@ -82,7 +89,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     )
 
 
-def domain_controllers() -> list[Any]:
+def domain_controllers() -> list[type[Controller]]:
     from loopline.customer.controllers import controllers as customer_controllers
     from loopline.loop.controllers import controllers as loop_controllers
     from loopline.quality.controllers import controllers as quality_controllers

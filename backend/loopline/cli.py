@@ -62,7 +62,7 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
 
     from loopline.app import create_app
 
-    uvicorn.run(create_app(_settings(ctx)), host=host, port=port, log_level="info", ws="websockets")
+    uvicorn.run(create_app(_settings(ctx)), host=host, port=port, log_level="info")
 
 
 @main.group()

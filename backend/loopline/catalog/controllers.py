@@ -6,6 +6,7 @@ from litestar import Controller, get
 from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from loopline.catalog.models import (
     Characteristic,
@@ -112,7 +113,7 @@ class InspectionPlanController(Controller):
     async def get_plan(self, session: AsyncSession, principal: Principal, plan_id: str) -> InspectionPlanDetail:
         plan = await get_readable(session, InspectionPlan, principal, plan_id)
         characteristics = await session.scalars(
-            select(Characteristic).where(Characteristic.plan_id == plan.id).order_by(Characteristic.code)
+            select(Characteristic).where(col(Characteristic.plan_id) == plan.id).order_by(col(Characteristic.code))
         )
         return InspectionPlanDetail(plan=plan, characteristics=list(characteristics))
 
@@ -142,7 +143,7 @@ class ReferenceDataController(Controller):
         return await list_readable(session, DefectCategoryMap, principal, cursor=cursor, limit=limit)
 
 
-controllers = [
+controllers: list[type[Controller]] = [
     PlantController,
     ProductModelController,
     InspectionPlanController,

@@ -11,7 +11,7 @@ from sqlalchemy import JSON, Column, Numeric, UniqueConstraint
 from sqlmodel import Field
 
 from loopline.core.access import GlobalCatalogEntity, StaffCatalogEntity
-from loopline.core.types import EnumString, one_of
+from loopline.core.types import MAX_INT, EnumString, one_of
 
 
 class Severity(StrEnum):
@@ -63,7 +63,7 @@ class InspectionPlan(StaffCatalogEntity, table=True):
 
     code: str = Field(max_length=40, min_length=1)
     product_model_id: str = Field(foreign_key="product_model.id", index=True, max_length=36)
-    plan_version: int = Field(ge=1)
+    plan_version: int = Field(ge=1, le=MAX_INT)
     status: PlanStatus = Field(default=PlanStatus.DRAFT, sa_type=EnumString(PlanStatus, 16))
 
 

@@ -17,6 +17,7 @@ from litestar.params import Parameter
 from pydantic import BaseModel, ConfigDict, create_model
 from pydantic.fields import FieldInfo
 from sqlalchemy import select
+from sqlmodel import col
 
 from loopline.core.access import Principal, ScopedEntity
 from loopline.core.api import Derive
@@ -40,9 +41,7 @@ def create_schema(model: type[ScopedEntity], exclude: frozenset[str] = frozenset
         name: (field.annotation, FieldInfo.merge_field_infos(field))
         for name, field in _input_fields(model, exclude).items()
     }
-    return create_model(  # type: ignore[call-overload,no-any-return]
-        f"{model.__name__}Create", __config__=ConfigDict(extra="forbid"), **fields
-    )
+    return create_model(f"{model.__name__}Create", __config__=ConfigDict(extra="forbid"), **fields)
 
 
 def patch_schema(model: type[ScopedEntity], exclude: frozenset[str] = frozenset()) -> type[BaseModel]:
@@ -50,9 +49,7 @@ def patch_schema(model: type[ScopedEntity], exclude: frozenset[str] = frozenset(
         name: (Optional[field.annotation], FieldInfo.merge_field_infos(field, default=None))  # noqa: UP045
         for name, field in _input_fields(model, exclude).items()
     }
-    return create_model(  # type: ignore[call-overload,no-any-return]
-        f"{model.__name__}Patch", __config__=ConfigDict(extra="forbid"), **fields
-    )
+    return create_model(f"{model.__name__}Patch", __config__=ConfigDict(extra="forbid"), **fields)
 
 
 async def _no_derive(_session: Any, values: dict[str, Any]) -> dict[str, Any]:
@@ -83,11 +80,11 @@ def master_data_controller(
         self: Controller,
         runtime: Runtime,
         principal: Principal,
-        data: Patch,
-        entity_id: str = Parameter(max_length=36),  # type: ignore[valid-type]
+        data: Patch,  # type: ignore[valid-type]
+        entity_id: str = Parameter(max_length=36),
     ) -> model:  # type: ignore[valid-type]
         async with runtime.unit_of_work(actor=principal.user_id, command=f"admin.{entity}.update") as session:
-            row = (await session.scalars(select(model).where(model.id == entity_id))).one_or_none()
+            row = (await session.scalars(select(model).where(col(model.id) == entity_id))).one_or_none()
             if row is None:
                 raise NotFound(entity, entity_id)
             current = {name: getattr(row, name) for name in model.model_fields}

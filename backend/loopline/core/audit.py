@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Column, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field, SQLModel, col
 
 from loopline.core.canonical import canonical_json
 from loopline.core.types import UTCDateTime
@@ -73,7 +73,9 @@ async def verify_chain(session: AsyncSession, *, expected_head: str | None = Non
     prev_hash = GENESIS_HASH
     expected_seq = 1
     count = 0
-    result = await session.stream_scalars(select(AuditEvent).order_by(AuditEvent.seq).execution_options(yield_per=1000))
+    result = await session.stream_scalars(
+        select(AuditEvent).order_by(col(AuditEvent.seq)).execution_options(yield_per=1000)
+    )
     async for event in result:
         if event.seq != expected_seq:
             return ChainReport(count, prev_hash, expected_seq, f"event {expected_seq} is missing")

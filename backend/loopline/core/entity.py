@@ -8,7 +8,6 @@ maintained by the unit of work, never by hand.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any, ClassVar
 
 from sqlalchemy.orm import declared_attr
@@ -16,7 +15,7 @@ from sqlmodel import Field, SQLModel
 
 from loopline.core.canonical import to_jsonable
 from loopline.core.ids import new_id
-from loopline.core.types import UTCDateTime, apply_naming_convention
+from loopline.core.types import MAX_INT, UTCDateTime, UTCTimestamp, apply_naming_convention
 
 apply_naming_convention(SQLModel.metadata)
 
@@ -42,15 +41,16 @@ def thread_scope(thread_id: str) -> str:
 
 class Entity(SQLModel):
     id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
-    version: int = Field(default=1, ge=1)
-    created_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=False)
-    updated_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=False)
+    version: int = Field(default=1, ge=1, le=MAX_INT)
+    created_at: UTCTimestamp | None = Field(default=None, sa_type=UTCDateTime, nullable=False)
+    updated_at: UTCTimestamp | None = Field(default=None, sa_type=UTCDateTime, nullable=False)
 
     __entity__: ClassVar[str]
     __private__: ClassVar[frozenset[str]] = frozenset()
 
-    @declared_attr  # type: ignore[misc]
-    def __tablename__(cls) -> str:  # noqa: N805
+    @declared_attr.directive
+    @classmethod
+    def __tablename__(cls) -> str:
         return cls.__entity__
 
     def scope_keys(self) -> list[str]:

@@ -20,6 +20,7 @@ from litestar.exceptions import (
     ValidationException,
 )
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+from pydantic import ValidationError as PydanticValidationError
 from sqlalchemy.exc import DataError, IntegrityError
 
 log = logging.getLogger("loopline")
@@ -105,6 +106,11 @@ def _validation_error(_: Request[Any, Any, Any], exc: ValidationException) -> Re
     return error_response(400, "validation_error", "The request is not valid.", {"fields": exc.extra or []})
 
 
+def _model_validation_error(_: Request[Any, Any, Any], exc: PydanticValidationError) -> Response[dict[str, Any]]:
+    fields = [{"loc": list(e["loc"]), "message": e["msg"]} for e in exc.errors()]
+    return error_response(400, "validation_error", "The request is not valid.", {"fields": fields})
+
+
 def _http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
     code = _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
     if isinstance(exc, NotAuthorizedException):
@@ -135,6 +141,7 @@ def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[dic
 exception_handlers: dict[type[Exception] | int, Any] = {
     AppError: _app_error,
     ValidationException: _validation_error,
+    PydanticValidationError: _model_validation_error,
     HTTPException: _http_error,
     IntegrityError: _integrity_error,
     DataError: _data_error,

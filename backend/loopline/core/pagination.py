@@ -14,6 +14,7 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel
 from sqlalchemy import ColumnElement, Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from loopline.core.access import Principal, ScopedEntity
 from loopline.core.errors import AppError, NotFound
@@ -59,8 +60,8 @@ async def list_readable(
 ) -> Page[E]:
     stmt = (query if query is not None else select(model)).where(model.read_filter(principal), *(where or []))
     if cursor:
-        stmt = stmt.where(model.id > decode_cursor(cursor))
-    rows = list((await session.scalars(stmt.order_by(model.id).limit(limit + 1))).all())
+        stmt = stmt.where(col(model.id) > decode_cursor(cursor))
+    rows = list((await session.scalars(stmt.order_by(col(model.id)).limit(limit + 1))).all())
     more = len(rows) > limit
     items = rows[:limit]
     return Page[model](items=items, next_cursor=encode_cursor(items[-1].id) if more else None)  # type: ignore[valid-type]
@@ -69,7 +70,7 @@ async def list_readable(
 async def get_readable(session: AsyncSession, model: type[E], principal: Principal, entity_id: str) -> E:
     """One entity by id, or 404 — the same answer whether it does not exist or is out of scope."""
     row = (
-        await session.scalars(select(model).where(model.id == entity_id, model.read_filter(principal)))
+        await session.scalars(select(model).where(col(model.id) == entity_id, model.read_filter(principal)))
     ).one_or_none()
     if row is None:
         raise NotFound(model.__entity__, entity_id)

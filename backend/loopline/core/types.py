@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
+from pydantic import AfterValidator
 from sqlalchemy import CheckConstraint, DateTime, MetaData, String
 from sqlalchemy.types import TypeDecorator
+
+# The largest value an INTEGER column holds on every supported database (PostgreSQL's int4).
+MAX_INT = 2_147_483_647
 
 # One naming convention so one Alembic history produces identical names on both dialects.
 NAMING_CONVENTION = {
@@ -21,6 +25,22 @@ NAMING_CONVENTION = {
 
 def apply_naming_convention(metadata: MetaData) -> None:
     metadata.naming_convention = NAMING_CONVENTION
+
+
+def as_utc(value: datetime | None) -> datetime | None:
+    """Times are UTC: a naive time is taken as UTC, an offset is converted."""
+    # None passes through: optional fields and partial updates carry this validator too.
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError as exc:
+        raise ValueError("the time is outside the supported range") from exc
+
+
+UTCTimestamp = Annotated[datetime, AfterValidator(as_utc)]
 
 
 class UTCDateTime(TypeDecorator[datetime]):

@@ -29,6 +29,7 @@ from typing import Any
 from sqlalchemy import event, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import ORMExecuteState, Session, attributes
+from sqlmodel import col
 
 from loopline.core.audit import GENESIS_HASH, AuditEvent, seal
 from loopline.core.canonical import to_jsonable
@@ -178,7 +179,9 @@ def _append_log_and_audit(session: Session) -> None:
     if log_rows:
         session.execute(insert(ChangeLog), log_rows)
 
-    last = session.execute(select(AuditEvent.seq, AuditEvent.hash).order_by(AuditEvent.seq.desc()).limit(1)).first()
+    last = session.execute(
+        select(col(AuditEvent.seq), col(AuditEvent.hash)).order_by(col(AuditEvent.seq).desc()).limit(1)
+    ).first()
     seq, prev_hash = (last[0], last[1]) if last else (0, GENESIS_HASH)
     audit_rows = []
     for fields in audit_fields:

@@ -8,6 +8,7 @@ from litestar import Controller, get
 from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from loopline.catalog.models import Severity
 from loopline.core.access import Principal
@@ -100,13 +101,17 @@ class ShipmentController(Controller):
     ) -> Page[Shipment]:
         where = equal_filters(Shipment, account_id=account_id, number=number)
         if batch_id is not None:
-            where.append(Shipment.id.in_(select(ShipmentLine.shipment_id).where(ShipmentLine.batch_id == batch_id)))  # type: ignore[attr-defined]
+            where.append(
+                col(Shipment.id).in_(
+                    select(col(ShipmentLine.shipment_id)).where(col(ShipmentLine.batch_id) == batch_id)
+                )
+            )
         return await list_readable(session, Shipment, principal, where=where, cursor=cursor, limit=limit)
 
     @get("/{shipment_id:str}", operation_id="get_shipment")
     async def get_shipment(self, session: AsyncSession, principal: Principal, shipment_id: str) -> ShipmentDetail:
         shipment = await get_readable(session, Shipment, principal, shipment_id)
-        lines = await session.scalars(select(ShipmentLine).where(ShipmentLine.shipment_id == shipment.id))
+        lines = await session.scalars(select(ShipmentLine).where(col(ShipmentLine.shipment_id) == shipment.id))
         return ShipmentDetail(shipment=shipment, lines=list(lines))
 
 
@@ -175,7 +180,7 @@ class AdvisoryController(Controller):
         advisory = await get_readable(session, Advisory, principal, advisory_id)
         recipients = await session.scalars(
             select(AdvisoryRecipient).where(
-                AdvisoryRecipient.advisory_id == advisory.id, AdvisoryRecipient.read_filter(principal)
+                col(AdvisoryRecipient.advisory_id) == advisory.id, AdvisoryRecipient.read_filter(principal)
             )
         )
         return AdvisoryDetail(advisory=advisory, recipients=list(recipients))
@@ -205,7 +210,7 @@ async def _shipment_line_links(session: AsyncSession, values: dict[str, Any]) ->
     return {**values, "account_id": shipment.account_id, "product_model_id": batch.product_model_id}
 
 
-controllers = [
+controllers: list[type[Controller]] = [
     AccountController,
     ContactController,
     ShipmentController,

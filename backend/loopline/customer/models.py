@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import JSON, Column, ColumnElement, Numeric, UniqueConstraint, exists, or_, select
-from sqlmodel import Field
+from sqlmodel import Field, col
 
 from loopline.catalog.models import Severity
 from loopline.core.access import AccountScopedEntity, Principal, ScopedEntity, StaffCatalogEntity, member_of
 from loopline.core.entity import account_scope, plant_scope
-from loopline.core.types import EnumString, UTCDateTime, one_of
+from loopline.core.types import MAX_INT, EnumString, UTCDateTime, UTCTimestamp, one_of
 
 
 class Tier(StrEnum):
@@ -52,14 +51,14 @@ class Contact(AccountScopedEntity, table=True):
     phone: str | None = Field(default=None, max_length=40)
     # {"service_notices": true, "at": "...", "source": "..."}
     consents: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
-    pseudonymized_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    pseudonymized_at: UTCTimestamp | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class Shipment(AccountScopedEntity, table=True):
     __entity__ = "shipment"
 
     number: str = Field(max_length=32, unique=True, min_length=1)
-    shipped_at: datetime = Field(sa_type=UTCDateTime)
+    shipped_at: UTCTimestamp = Field(sa_type=UTCDateTime)
     destination_region: str = Field(max_length=16)
 
 
@@ -70,7 +69,7 @@ class ShipmentLine(AccountScopedEntity, table=True):
     shipment_id: str = Field(foreign_key="shipment.id", index=True, max_length=36)
     batch_id: str = Field(foreign_key="batch.id", index=True, max_length=36)
     product_model_id: str = Field(foreign_key="product_model.id", max_length=36)
-    qty: int = Field(ge=1)
+    qty: int = Field(ge=1, le=MAX_INT)
 
 
 class CaseOrigin(StrEnum):
@@ -115,10 +114,10 @@ class Case(AccountScopedEntity, table=True):
     assignee_id: str | None = Field(default=None, foreign_key="user.id", index=True, max_length=36)
     # Why the case was not linked (e.g. "lot_not_received"), shown to the service rep.
     flags: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
-    sla_first_response_due: datetime | None = Field(default=None, sa_type=UTCDateTime)
-    sla_resolution_due: datetime | None = Field(default=None, sa_type=UTCDateTime)
-    first_response_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
-    resolved_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    sla_first_response_due: UTCTimestamp | None = Field(default=None, sa_type=UTCDateTime)
+    sla_resolution_due: UTCTimestamp | None = Field(default=None, sa_type=UTCDateTime)
+    first_response_at: UTCTimestamp | None = Field(default=None, sa_type=UTCDateTime)
+    resolved_at: UTCTimestamp | None = Field(default=None, sa_type=UTCDateTime)
     auto_handled: bool = False
 
 
@@ -141,7 +140,7 @@ class Advisory(ScopedEntity, table=True):
     batch_ids: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     account_ids: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     severity: Severity = Field(sa_type=EnumString(Severity, 16))
-    affected_qty: int = Field(default=0, ge=0)
+    affected_qty: int = Field(default=0, ge=0, le=MAX_INT)
     summary: str = Field(default="", max_length=8000)
     approved_by: str | None = Field(default=None, foreign_key="user.id", max_length=36)
     status: AdvisoryStatus = Field(default=AdvisoryStatus.DRAFT, sa_type=EnumString(AdvisoryStatus, 16))
@@ -152,8 +151,8 @@ class Advisory(ScopedEntity, table=True):
     @classmethod
     def read_filter(cls, principal: Principal) -> ColumnElement[bool]:
         recipient_account = exists(
-            select(AdvisoryRecipient.id).where(
-                AdvisoryRecipient.advisory_id == cls.id,
+            select(col(AdvisoryRecipient.id)).where(
+                col(AdvisoryRecipient.advisory_id) == cls.id,
                 member_of(AdvisoryRecipient.account_id, principal.account_ids),
             )
         )
@@ -175,8 +174,8 @@ class AdvisoryRecipient(AccountScopedEntity, table=True):
     advisory_id: str = Field(foreign_key="advisory.id", index=True, max_length=36)
     contact_id: str = Field(foreign_key="contact.id", max_length=36)
     state: RecipientState = Field(default=RecipientState.PENDING, sa_type=EnumString(RecipientState, 16))
-    sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
-    responded_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    sent_at: UTCTimestamp | None = Field(default=None, sa_type=UTCDateTime)
+    responded_at: UTCTimestamp | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class RemedyKind(StrEnum):
@@ -194,7 +193,7 @@ class EntitlementRule(StaffCatalogEntity, table=True):
 
     code: str = Field(max_length=16, unique=True, min_length=1)
     description: str = Field(default="", max_length=400)
-    priority: int = Field(default=100, ge=0)
+    priority: int = Field(default=100, ge=0, le=MAX_INT)
     tier: Tier | None = Field(default=None, sa_type=EnumString(Tier, 16))
     min_severity: Severity | None = Field(default=None, sa_type=EnumString(Severity, 16))
     requires_advisory: bool | None = None
@@ -224,7 +223,7 @@ class Remedy(AccountScopedEntity, table=True):
     case_id: str = Field(foreign_key="support_case.id", index=True, max_length=36)
     rule_id: str | None = Field(default=None, foreign_key="entitlement_rule.id", max_length=36)
     kind: RemedyKind = Field(sa_type=EnumString(RemedyKind, 20))
-    qty: int = Field(default=0, ge=0)
+    qty: int = Field(default=0, ge=0, le=MAX_INT)
     amount: Decimal = Field(sa_column=Column(Numeric(14, 2), nullable=False), max_digits=14, decimal_places=2)
     currency: str = Field(default="EUR", max_length=3)
     details: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))

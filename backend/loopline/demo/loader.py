@@ -5,11 +5,12 @@ defect codes and complaint categories, users, accounts and contacts, batches, sh
 and entitlement rules. Everything that happens in the scenario's timeline (inspections,
 NCs, cases, advisories, remedies, CAPA, costs) is produced later by the loop rules.
 
-Every write goes through a unit of work (`system:demo`), so the change log and the
-audit chain see the demo data like any other data. Order of work:
+Everything is written in one unit of work (`system:demo`), so the change log and the
+audit chain see the demo data like any other data, and a failed load leaves nothing
+behind. Order of work inside it:
 
 1. catalog and plants (users need the plant ids for their memberships);
-2. users, through `people.service.create_user`; account rows are built in memory first so
+2. users, through `people.service.add_user`; account rows are built in memory first so
    that their ids are known for the account memberships;
 3. everything that refers to users: lines (supervisor), accounts (account manager),
    entitlement rules (approver), then contacts, batches and shipments.
@@ -51,7 +52,7 @@ from loopline.customer.models import (
     Tier,
 )
 from loopline.people.models import MembershipKind, User
-from loopline.people.service import create_user
+from loopline.people.service import add_user
 from loopline.quality.models import Batch, BatchStatus
 
 DEMO_PASSWORD = "loopline-demo"
@@ -639,11 +640,13 @@ async def load_demo(runtime: Runtime) -> None:
     if not await database_is_empty(runtime):
         raise RuntimeError("demo data is only loaded into an empty database, and this one has users")
 
-    # 1. Catalog and plants: nothing here refers to a user.
     plants = by_key(build_plants(), "code")
     models = by_key(build_product_models(), "sku")
     plan = build_plan(models)
+    # Account rows are built before the users so that account memberships can name their ids.
+    accounts = by_key(build_accounts(), "code")
     async with runtime.unit_of_work(actor=ACTOR, command=COMMAND) as session:
+        # 1. Catalog and plants: nothing here refers to a user.
         await add_in_order(
             session,
             (
@@ -656,28 +659,24 @@ async def load_demo(runtime: Runtime) -> None:
                 build_characteristics(plan),
             ),
         )
-
-    # 2. Users with their memberships; the account rows (and so their ids) exist in memory only yet.
-    accounts = by_key(build_accounts(), "code")
-    users: dict[str, User] = {}
-    for spec in USERS:
-        users[spec.username] = await create_user(
-            runtime,
-            actor=ACTOR,
-            username=spec.username,
-            password=DEMO_PASSWORD,
-            display_name=spec.display_name,
-            role=spec.role,
-            email=spec.email,
-            memberships=[(kind, membership_ref(kind, code, plants, accounts)) for kind, code in spec.memberships],
-        )
-    for account_spec in ACCOUNTS:
-        accounts[account_spec.code].account_manager_id = users[account_spec.manager].id
-
-    # 3. Everything that refers to users, accounts or batches.
-    batches = by_key(build_batches(plants, models), "lot_no")
-    shipments = by_key(build_shipments(accounts), "number")
-    async with runtime.unit_of_work(actor=ACTOR, command=COMMAND) as session:
+        # 2. Users with their memberships.
+        users = {
+            spec.username: await add_user(
+                session,
+                username=spec.username,
+                password=DEMO_PASSWORD,
+                display_name=spec.display_name,
+                role=spec.role,
+                email=spec.email,
+                memberships=[(kind, membership_ref(kind, code, plants, accounts)) for kind, code in spec.memberships],
+            )
+            for spec in USERS
+        }
+        for account_spec in ACCOUNTS:
+            accounts[account_spec.code].account_manager_id = users[account_spec.manager].id
+        # 3. Everything that refers to users, accounts or batches.
+        batches = by_key(build_batches(plants, models), "lot_no")
+        shipments = by_key(build_shipments(accounts), "number")
         await add_in_order(
             session,
             (

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import String, cast, or_, select
+from sqlalchemy import ColumnElement, String, cast, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped
+from sqlmodel import col
 
 from loopline.catalog.models import ProductModel
 from loopline.core.access import Principal
@@ -53,11 +56,11 @@ class BatchTrace(BaseModel):
 async def forward_trace(session: AsyncSession, batch: Batch) -> list[TracedAccount]:
     """Every account that received `batch`, with quantities and shipments, largest first."""
     rows = await session.execute(
-        select(Account, Shipment, ShipmentLine.qty)
-        .join(Shipment, Shipment.id == ShipmentLine.shipment_id)
-        .join(Account, Account.id == Shipment.account_id)
-        .where(ShipmentLine.batch_id == batch.id)
-        .order_by(Account.code, Shipment.shipped_at)
+        select(Account, Shipment, col(ShipmentLine.qty))
+        .join(Shipment, col(Shipment.id) == ShipmentLine.shipment_id)
+        .join(Account, col(Account.id) == Shipment.account_id)
+        .where(col(ShipmentLine.batch_id) == batch.id)
+        .order_by(col(Account.code), col(Shipment.shipped_at))
     )
     accounts: dict[str, Account] = {}
     shipments: defaultdict[str, list[TracedShipment]] = defaultdict(list)
@@ -116,7 +119,7 @@ class CaseContext(BaseModel):
     attachments: list[Attachment]
 
 
-def _json_list_contains(column: object, value: str) -> object:
+def _json_list_contains(column: Mapped[Any], value: str) -> ColumnElement[bool]:
     # JSON arrays of UUIDs: a quoted match on the JSON text is exact and works on every dialect.
     return cast(column, String).like(f'%"{value}"%')
 
@@ -135,14 +138,16 @@ async def case_context(session: AsyncSession, case: Case) -> CaseContext:
     if batch is not None:
         inspections = list(
             await session.scalars(
-                select(Inspection).where(Inspection.batch_id == batch.id).order_by(Inspection.captured_at)
+                select(Inspection).where(col(Inspection.batch_id) == batch.id).order_by(col(Inspection.captured_at))
             )
         )
-    nc_match = [NonConformance.id == case.nc_id] if case.nc_id else []
+    nc_match: list[ColumnElement[bool]] = [col(NonConformance.id) == case.nc_id] if case.nc_id else []
     if batch is not None:
-        nc_match.append(_json_list_contains(NonConformance.batch_ids, batch.id))  # type: ignore[arg-type]
+        nc_match.append(_json_list_contains(col(NonConformance.batch_ids), batch.id))
     if nc_match:
-        ncs = list(await session.scalars(select(NonConformance).where(or_(*nc_match)).order_by(NonConformance.number)))
+        ncs = list(
+            await session.scalars(select(NonConformance).where(or_(*nc_match)).order_by(col(NonConformance.number)))
+        )
     measurements = await measurements_of(session, [i.id for i in inspections])
     by_inspection: defaultdict[str, list[Measurement]] = defaultdict(list)
     for m in measurements:
@@ -150,7 +155,7 @@ async def case_context(session: AsyncSession, case: Case) -> CaseContext:
     referenced = [case.id, *(i.id for i in inspections), *(n.id for n in ncs), *(m.id for m in measurements)]
     attachments = list(
         await session.scalars(
-            select(Attachment).where(Attachment.entity_id.in_(referenced)).order_by(Attachment.id)  # type: ignore[attr-defined]
+            select(Attachment).where(col(Attachment.entity_id).in_(referenced)).order_by(col(Attachment.id))
         )
     )
     return CaseContext(

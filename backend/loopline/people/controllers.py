@@ -9,6 +9,7 @@ from litestar.params import Parameter
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from loopline.core.access import Principal, Role
 from loopline.core.api import Cursor, Limit
@@ -94,7 +95,7 @@ class MeController(Controller):
         user = await session.get(User, principal.user_id)
         if user is None:
             raise NotFound("user", principal.user_id)
-        memberships = await session.scalars(select(Membership).where(Membership.user_id == user.id))
+        memberships = await session.scalars(select(Membership).where(col(Membership.user_id) == user.id))
         return MeResponse(
             user=_user_read(user),
             memberships=[MembershipRead(kind=m.kind, ref=m.ref) for m in memberships],

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from enum import StrEnum
 from typing import ClassVar
 
 from sqlalchemy import ColumnElement, UniqueConstraint, true
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field, SQLModel, col
 
 from loopline.core.access import Principal, Role, ScopedEntity
 from loopline.core.entity import STAFF_SCOPE, user_scope
-from loopline.core.types import EnumString, UTCDateTime, one_of
+from loopline.core.types import EnumString, UTCDateTime, UTCTimestamp, one_of
 
 
 class User(ScopedEntity, table=True):
@@ -33,7 +32,7 @@ class User(ScopedEntity, table=True):
     @classmethod
     def read_filter(cls, principal: Principal) -> ColumnElement[bool]:
         # Staff see the directory (for mentions and assignment); a customer sees themself.
-        return true() if principal.is_staff else cls.id == principal.user_id
+        return true() if principal.is_staff else col(cls.id) == principal.user_id
 
 
 class MembershipKind(StrEnum):
@@ -57,7 +56,7 @@ class Membership(ScopedEntity, table=True):
 
     @classmethod
     def read_filter(cls, principal: Principal) -> ColumnElement[bool]:
-        return true() if principal.is_admin else cls.user_id == principal.user_id
+        return true() if principal.is_admin else col(cls.user_id) == principal.user_id
 
 
 class RefreshToken(SQLModel, table=True):
@@ -69,7 +68,7 @@ class RefreshToken(SQLModel, table=True):
     family_id: str = Field(index=True, max_length=36)
     user_id: str = Field(foreign_key="user.id", index=True, max_length=36)
     token_hash: str = Field(unique=True, max_length=64)
-    issued_at: datetime = Field(sa_type=UTCDateTime)
-    expires_at: datetime = Field(sa_type=UTCDateTime)
-    used_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
-    revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    issued_at: UTCTimestamp = Field(sa_type=UTCDateTime)
+    expires_at: UTCTimestamp = Field(sa_type=UTCDateTime)
+    used_at: UTCTimestamp | None = Field(default=None, sa_type=UTCDateTime)
+    revoked_at: UTCTimestamp | None = Field(default=None, sa_type=UTCDateTime)

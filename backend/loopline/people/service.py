@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from loopline.core.access import Principal, Role
 from loopline.core.auth import NotAuthenticated, issue_access_token
@@ -35,17 +37,17 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-async def create_user(
-    runtime: Runtime,
+async def add_user(
+    session: AsyncSession,
     *,
-    actor: str,
     username: str,
     password: str,
     display_name: str,
     role: Role,
     email: str | None = None,
-    memberships: list[tuple[MembershipKind, str]] = (),  # type: ignore[assignment]
+    memberships: Sequence[tuple[MembershipKind, str]] = (),
 ) -> User:
+    """Add a user and their memberships inside the caller's unit of work."""
     user = User.model_validate(
         {
             "username": username,
@@ -55,11 +57,16 @@ async def create_user(
             "password_hash": hash_password(password),
         }
     )
-    async with runtime.unit_of_work(actor=actor, command="users.create") as session:
-        session.add(user)
-        await session.flush()
-        session.add_all(Membership(user_id=user.id, kind=kind, ref=ref) for kind, ref in memberships)
+    session.add(user)
+    await session.flush()
+    session.add_all(Membership(user_id=user.id, kind=kind, ref=ref) for kind, ref in memberships)
     return user
+
+
+async def create_user(runtime: Runtime, *, actor: str, **details: Any) -> User:
+    """Create a user (see `add_user` for the details) in a transaction of its own."""
+    async with runtime.unit_of_work(actor=actor, command="users.create") as session:
+        return await add_user(session, **details)
 
 
 async def _issue_session_tokens(runtime: Runtime, session: AsyncSession, user: User, family_id: str) -> TokenPair:
@@ -110,7 +117,7 @@ async def login(runtime: Runtime, *, username: str, password: str, address: str)
     runtime.login_by_user.hit(f"user:{username}")
     runtime.login_by_address.hit(f"addr:{address}")
     async with runtime.db.read_session() as session:
-        user = (await session.scalars(select(User).where(User.username == username))).one_or_none()
+        user = (await session.scalars(select(User).where(col(User.username) == username))).one_or_none()
     if not verify_password(user.password_hash if user else None, password) or user is None or not user.is_active:
         raise NotAuthenticated("invalid_credentials", "Unknown username or wrong password.")
     runtime.login_by_user.reset(f"user:{username}")
@@ -125,7 +132,7 @@ async def login(runtime: Runtime, *, username: str, password: str, address: str)
 async def _revoke_family(session: AsyncSession, family_id: str, now: Any) -> None:
     await session.execute(
         update(RefreshToken)
-        .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))  # type: ignore[union-attr]
+        .where(col(RefreshToken.family_id) == family_id, col(RefreshToken.revoked_at).is_(None))
         .values(revoked_at=now)
     )
 
@@ -135,7 +142,9 @@ async def refresh(runtime: Runtime, *, refresh_token: str) -> TokenPair:
     uow = runtime.unit_of_work(actor=SYSTEM_ACTOR, command="auth.refresh")
     async with uow as session:
         token = (
-            await session.scalars(select(RefreshToken).where(RefreshToken.token_hash == _token_hash(refresh_token)))
+            await session.scalars(
+                select(RefreshToken).where(col(RefreshToken.token_hash) == _token_hash(refresh_token))
+            )
         ).one_or_none()
         if token is None:
             raise NotAuthenticated("invalid_refresh_token", "The refresh token is not valid.")
@@ -173,11 +182,11 @@ async def load_principal(runtime: Runtime, claims: dict[str, Any]) -> Principal 
             return None
         alive = (
             await session.scalars(
-                select(RefreshToken.id)
+                select(col(RefreshToken.id))
                 .where(
-                    RefreshToken.family_id == claims["sid"],
-                    RefreshToken.revoked_at.is_(None),  # type: ignore[union-attr]
-                    RefreshToken.expires_at > now,
+                    col(RefreshToken.family_id) == claims["sid"],
+                    col(RefreshToken.revoked_at).is_(None),
+                    col(RefreshToken.expires_at) > now,
                 )
                 .limit(1)
             )
@@ -188,18 +197,20 @@ async def load_principal(runtime: Runtime, claims: dict[str, Any]) -> Principal 
         if role is Role.ADMIN:
             return Principal(user.id, user.username, role, claims["sid"], None, None)
         rows = (
-            await session.execute(select(Membership.kind, Membership.ref).where(Membership.user_id == user.id))
+            await session.execute(
+                select(col(Membership.kind), col(Membership.ref)).where(col(Membership.user_id) == user.id)
+            )
         ).all()
         refs: dict[str, set[str]] = {kind.value: set() for kind in MembershipKind}
         for kind, ref in rows:
             refs[kind].add(ref)
         accounts = refs[MembershipKind.ACCOUNT]
         if role is Role.SERVICE_REP:
-            managed = await session.scalars(select(Account.id).where(Account.account_manager_id == user.id))
+            managed = await session.scalars(select(col(Account.id)).where(col(Account.account_manager_id) == user.id))
             accounts |= set(managed)
         if role is Role.SUPERVISOR and refs[MembershipKind.REGION]:
             in_regions = await session.scalars(
-                select(Account.id).where(Account.region.in_(sorted(refs[MembershipKind.REGION])))  # type: ignore[attr-defined]
+                select(col(Account.id)).where(col(Account.region).in_(sorted(refs[MembershipKind.REGION])))
             )
             accounts |= set(in_regions)
         plants = refs[MembershipKind.PLANT] if role in (Role.INSPECTOR, Role.SUPERVISOR) else set()

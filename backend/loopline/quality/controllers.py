@@ -6,6 +6,7 @@ from litestar import Controller, get
 from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from loopline.catalog.models import Severity
 from loopline.core.access import Principal
@@ -63,8 +64,8 @@ async def measurements_of(session: AsyncSession, inspection_ids: list[str]) -> l
         return []
     rows = await session.scalars(
         select(Measurement)
-        .where(Measurement.inspection_id.in_(inspection_ids))  # type: ignore[attr-defined]
-        .order_by(Measurement.inspection_id, Measurement.characteristic_code, Measurement.sample_index)
+        .where(col(Measurement.inspection_id).in_(inspection_ids))
+        .order_by(col(Measurement.inspection_id), col(Measurement.characteristic_code), col(Measurement.sample_index))
     )
     return list(rows)
 
@@ -148,7 +149,7 @@ class NonConformanceController(Controller):
         return await get_readable(session, NonConformance, principal, nc_id)
 
 
-controllers = [
+controllers: list[type[Controller]] = [
     BatchController,
     InspectionController,
     DefectController,

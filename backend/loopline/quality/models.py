@@ -6,7 +6,6 @@ so that the plant scope is one indexed column on every table that needs it.
 
 from __future__ import annotations
 
-from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
@@ -17,7 +16,7 @@ from sqlmodel import Field
 
 from loopline.catalog.models import Severity
 from loopline.core.access import PlantScopedEntity
-from loopline.core.types import EnumString, UTCDateTime, one_of
+from loopline.core.types import MAX_INT, EnumString, UTCDateTime, UTCTimestamp, one_of
 
 
 class BatchStatus(StrEnum):
@@ -36,9 +35,9 @@ class Batch(PlantScopedEntity, table=True):
     lot_no: str = Field(max_length=64, unique=True, min_length=1)
     product_model_id: str = Field(foreign_key="product_model.id", index=True, max_length=36)
     line: str = Field(max_length=16, min_length=1)
-    produced_from: datetime = Field(sa_type=UTCDateTime)
-    produced_to: datetime = Field(sa_type=UTCDateTime)
-    qty: int = Field(ge=0)
+    produced_from: UTCTimestamp = Field(sa_type=UTCDateTime)
+    produced_to: UTCTimestamp = Field(sa_type=UTCDateTime)
+    qty: int = Field(ge=0, le=MAX_INT)
     status: BatchStatus = Field(default=BatchStatus.IN_PRODUCTION, sa_type=EnumString(BatchStatus, 16))
 
 
@@ -62,12 +61,12 @@ class Inspection(PlantScopedEntity, table=True):
     number: str | None = Field(default=None, max_length=32, unique=True)
     batch_id: str = Field(foreign_key="batch.id", index=True, max_length=36)
     plan_id: str = Field(foreign_key="inspection_plan.id", index=True, max_length=36)
-    plan_version: int = Field(ge=1)
+    plan_version: int = Field(ge=1, le=MAX_INT)
     kind: InspectionKind = Field(sa_type=EnumString(InspectionKind, 16))
     inspector_id: str = Field(foreign_key="user.id", index=True, max_length=36)
     device_id: str | None = Field(default=None, max_length=64)
-    captured_at: datetime = Field(sa_type=UTCDateTime)
-    received_at: datetime = Field(sa_type=UTCDateTime)
+    captured_at: UTCTimestamp = Field(sa_type=UTCDateTime)
+    received_at: UTCTimestamp = Field(sa_type=UTCDateTime)
     result: InspectionResult = Field(sa_type=EnumString(InspectionResult, 8))
     notes: str = Field(default="", max_length=4000)
 
@@ -78,7 +77,7 @@ class Measurement(PlantScopedEntity, table=True):
 
     inspection_id: str = Field(foreign_key="inspection.id", index=True, max_length=36)
     characteristic_code: str = Field(max_length=16)
-    sample_index: int = Field(default=0, ge=0)
+    sample_index: int = Field(default=0, ge=0, le=MAX_INT)
     value: FiniteFloat
     out_of_spec: bool = False
     spc_signals: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
@@ -98,10 +97,10 @@ class Defect(PlantScopedEntity, table=True):
     inspection_id: str | None = Field(default=None, foreign_key="inspection.id", index=True, max_length=36)
     defect_code: str = Field(foreign_key="defect_code.code", max_length=32)
     severity: Severity = Field(sa_type=EnumString(Severity, 16))
-    qty_affected: int = Field(default=1, ge=0)
+    qty_affected: int = Field(default=1, ge=0, le=MAX_INT)
     description: str = Field(default="", max_length=4000)
     reporter_id: str = Field(foreign_key="user.id", max_length=36)
-    captured_at: datetime = Field(sa_type=UTCDateTime)
+    captured_at: UTCTimestamp = Field(sa_type=UTCDateTime)
     status: DefectStatus = Field(default=DefectStatus.OPEN, sa_type=EnumString(DefectStatus, 16))
 
 
@@ -185,4 +184,4 @@ class QualityCost(PlantScopedEntity, table=True):
     description: str = Field(default="", max_length=400)
     amount: Decimal = Field(sa_column=Column(Numeric(14, 2), nullable=False), max_digits=14, decimal_places=2)
     currency: str = Field(default="EUR", max_length=3, min_length=3)
-    incurred_at: datetime = Field(sa_type=UTCDateTime)
+    incurred_at: UTCTimestamp = Field(sa_type=UTCDateTime)

@@ -6,6 +6,7 @@ from litestar import Controller, get
 from pydantic import BaseModel
 from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from loopline.core.access import Principal
 from loopline.core.api import Cursor, IdFilter, Limit
@@ -28,40 +29,43 @@ async def summarize(session: AsyncSession, principal: Principal, threads: list[T
     visible = Message.read_filter(principal)
     read_seqs = dict(
         await session.execute(
-            select(ThreadParticipant.thread_id, ThreadParticipant.read_seq).where(
-                ThreadParticipant.thread_id.in_(ids),
-                ThreadParticipant.user_id == principal.user_id,  # type: ignore[attr-defined]
+            select(col(ThreadParticipant.thread_id), col(ThreadParticipant.read_seq)).where(
+                col(ThreadParticipant.thread_id).in_(ids),
+                col(ThreadParticipant.user_id) == principal.user_id,
             )
         )
     )
     unread = dict(
         await session.execute(
-            select(Message.thread_id, func.count())
+            select(col(Message.thread_id), func.count())
             .outerjoin(
                 ThreadParticipant,
-                and_(ThreadParticipant.thread_id == Message.thread_id, ThreadParticipant.user_id == principal.user_id),
+                and_(
+                    col(ThreadParticipant.thread_id) == Message.thread_id,
+                    col(ThreadParticipant.user_id) == principal.user_id,
+                ),
             )
             .where(
-                Message.thread_id.in_(ids),  # type: ignore[attr-defined]
-                Message.thread_seq > func.coalesce(ThreadParticipant.read_seq, 0),
-                Message.deleted_at.is_(None),  # type: ignore[union-attr]
-                Message.author_id != principal.user_id,
+                col(Message.thread_id).in_(ids),
+                col(Message.thread_seq) > func.coalesce(ThreadParticipant.read_seq, 0),
+                col(Message.deleted_at).is_(None),
+                col(Message.author_id) != principal.user_id,
                 visible,
             )
-            .group_by(Message.thread_id)
+            .group_by(col(Message.thread_id))
         )
     )
     newest = (
-        select(Message.thread_id, func.max(Message.thread_seq).label("seq"))
-        .where(Message.thread_id.in_(ids), visible)  # type: ignore[attr-defined]
-        .group_by(Message.thread_id)
+        select(col(Message.thread_id), func.max(col(Message.thread_seq)).label("seq"))
+        .where(col(Message.thread_id).in_(ids), visible)
+        .group_by(col(Message.thread_id))
         .subquery()
     )
     last = {
         m.thread_id: m
         for m in await session.scalars(
             select(Message).join(
-                newest, and_(Message.thread_id == newest.c.thread_id, Message.thread_seq == newest.c.seq)
+                newest, and_(col(Message.thread_id) == newest.c.thread_id, col(Message.thread_seq) == newest.c.seq)
             )
         )
     }

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from enum import StrEnum
 
 from sqlalchemy import JSON, Column, ColumnElement, UniqueConstraint, and_, exists, or_, select, true
-from sqlmodel import Field
+from sqlmodel import Field, col
 
 from loopline.core.access import Principal, Role, ScopedEntity, member_of
 from loopline.core.entity import thread_scope, user_scope
-from loopline.core.types import EnumString, UTCDateTime, one_of
+from loopline.core.types import MAX_INT, EnumString, UTCDateTime, UTCTimestamp, one_of
 
 
 class SubjectType(StrEnum):
@@ -29,7 +28,7 @@ class Thread(ScopedEntity, table=True):
     # The subject's own scope ("plant:…", "account:…"): supervisors read threads of their scopes.
     subject_scope: str = Field(max_length=80, index=True)
     title: str = Field(default="", max_length=300)
-    last_seq: int = Field(default=0, ge=0)
+    last_seq: int = Field(default=0, ge=0, le=MAX_INT)
 
     def scope_keys(self) -> list[str]:
         return [thread_scope(self.id)]
@@ -39,8 +38,8 @@ class Thread(ScopedEntity, table=True):
         if principal.is_admin:
             return true()
         participant = exists(
-            select(ThreadParticipant.id).where(
-                ThreadParticipant.thread_id == cls.id, ThreadParticipant.user_id == principal.user_id
+            select(col(ThreadParticipant.id)).where(
+                col(ThreadParticipant.thread_id) == cls.id, col(ThreadParticipant.user_id) == principal.user_id
             )
         )
         if principal.role is Role.SUPERVISOR:
@@ -55,7 +54,7 @@ class ThreadParticipant(ScopedEntity, table=True):
     thread_id: str = Field(foreign_key="thread.id", index=True, max_length=36)
     user_id: str = Field(foreign_key="user.id", index=True, max_length=36)
     reason: str = Field(default="", max_length=32)
-    read_seq: int = Field(default=0, ge=0)
+    read_seq: int = Field(default=0, ge=0, le=MAX_INT)
     muted: bool = False
 
     def scope_keys(self) -> list[str]:
@@ -63,7 +62,7 @@ class ThreadParticipant(ScopedEntity, table=True):
 
     @classmethod
     def read_filter(cls, principal: Principal) -> ColumnElement[bool]:
-        return true() if principal.is_admin else cls.user_id == principal.user_id
+        return true() if principal.is_admin else col(cls.user_id) == principal.user_id
 
 
 class Visibility(StrEnum):
@@ -76,20 +75,22 @@ class Message(ScopedEntity, table=True):
     __table_args__ = (UniqueConstraint("thread_id", "thread_seq"), one_of("visibility", Visibility))
 
     thread_id: str = Field(foreign_key="thread.id", index=True, max_length=36)
-    thread_seq: int = Field(ge=1)
+    thread_seq: int = Field(ge=1, le=MAX_INT)
     author_id: str = Field(foreign_key="user.id", max_length=36)
     visibility: Visibility = Field(default=Visibility.INTERNAL, sa_type=EnumString(Visibility, 16))
     body: str = Field(default="", max_length=20000)
     mentions: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
-    edited_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
-    deleted_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    edited_at: UTCTimestamp | None = Field(default=None, sa_type=UTCDateTime)
+    deleted_at: UTCTimestamp | None = Field(default=None, sa_type=UTCDateTime)
 
     def scope_keys(self) -> list[str]:
         return [thread_scope(self.thread_id)]
 
     @classmethod
     def read_filter(cls, principal: Principal) -> ColumnElement[bool]:
-        thread_readable = exists(select(Thread.id).where(Thread.id == cls.thread_id, Thread.read_filter(principal)))
+        thread_readable = exists(
+            select(col(Thread.id)).where(col(Thread.id) == cls.thread_id, Thread.read_filter(principal))
+        )
         if principal.is_staff:
             return thread_readable
-        return and_(thread_readable, cls.visibility == Visibility.CUSTOMER)
+        return and_(thread_readable, col(cls.visibility) == Visibility.CUSTOMER)
