@@ -129,3 +129,24 @@ async def test_pages_follow_the_cursor_without_gaps_or_repeats(client: AsyncTest
     bad = await client.get("/api/v1/shipments", headers=admin, params={"cursor": "garbage"})
     assert bad.status_code == 400
     assert bad.json()["error"]["code"] == "invalid_cursor"
+
+
+async def test_nul_characters_are_refused_wherever_they_appear(client: AsyncTestClient[Any], login: Login) -> None:
+    admin = await login("admin")
+    attempts = [
+        client.get("/api/v1/batches", headers=admin, params={"lot_no": "lot\x00018"}),
+        client.get("/api/v1/batches/abc%00def", headers=admin),
+        client.post(
+            "/api/v1/admin/plants", headers=admin, json={"code": "X\u0000", "name": "Nul plant", "country": "DE"}
+        ),
+        client.post("/api/v1/auth/login", json={"username": "admin\u0000", "password": "x"}),
+    ]
+    for attempt in attempts:
+        response = await attempt
+        assert response.status_code == 400, response.text
+        assert response.json()["error"]["code"] == "invalid_character"
+    escaped = await client.post(
+        "/api/v1/admin/plants", headers=admin, json={"code": "BS-1", "name": "Back\\u0000slash", "country": "DE"}
+    )
+    assert escaped.status_code == 201, escaped.text
+    assert escaped.json()["name"] == "Back\\u0000slash"

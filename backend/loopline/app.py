@@ -21,6 +21,7 @@ from loopline.core.changelog import ChangeLog
 from loopline.core.clock import Clock
 from loopline.core.db import Database
 from loopline.core.errors import exception_handlers
+from loopline.core.input_guard import refuse_nul_characters
 from loopline.core.runtime import Runtime
 from loopline.core.settings import Settings
 from loopline.people import service as people_service
@@ -73,6 +74,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         route_handlers=[index, health, api],
         dependencies=dependencies,
         exception_handlers=exception_handlers,
+        before_request=refuse_nul_characters,
         middleware=[DefineMiddleware(BearerAuthMiddleware, exclude=PUBLIC_PATHS)],
         state=State({"runtime": runtime, "settings": settings, "principal_loader": principal_loader}),
         on_shutdown=[close_database],

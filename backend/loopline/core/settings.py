@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +40,6 @@ class Settings:
     # SQLite `synchronous` setting; see README "Durability".
     sqlite_synchronous: str = "FULL"
     sqlite_busy_timeout_ms: int = 5000
-    page_size_max: int = 500
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def resolved_database_url(self) -> str:
@@ -57,25 +55,10 @@ class Settings:
             raw = env.get(f"LOOPLINE_{name.upper()}")
             if raw is None:
                 return default
-            return type(default)(raw) if not isinstance(default, Path) else Path(raw)
+            return type(default)(raw)
 
         base = cls()
-        values = {
-            name: get(name, getattr(base, name))
-            for name in (
-                "data_dir",
-                "database_url",
-                "secret_key",
-                "access_token_ttl_s",
-                "refresh_token_ttl_s",
-                "login_attempts_per_user",
-                "login_attempts_per_address",
-                "login_window_s",
-                "sqlite_synchronous",
-                "sqlite_busy_timeout_ms",
-                "page_size_max",
-            )
-        }
+        values = {f.name: get(f.name, getattr(base, f.name)) for f in fields(cls)}
         values.update({k: v for k, v in overrides.items() if v is not None})
         settings = cls(**values)
         if not settings.secret_key:

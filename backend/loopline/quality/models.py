@@ -10,7 +10,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from pydantic import FiniteFloat
+from pydantic import FiniteFloat, model_validator
 from sqlalchemy import JSON, Column, Numeric, UniqueConstraint
 from sqlmodel import Field
 
@@ -39,6 +39,12 @@ class Batch(PlantScopedEntity, table=True):
     produced_to: UTCTimestamp = Field(sa_type=UTCDateTime)
     qty: int = Field(ge=0, le=MAX_INT)
     status: BatchStatus = Field(default=BatchStatus.IN_PRODUCTION, sa_type=EnumString(BatchStatus, 16))
+
+    @model_validator(mode="after")
+    def _production_ends_after_it_starts(self) -> Batch:
+        if self.produced_to < self.produced_from:
+            raise ValueError("produced_to is before produced_from")
+        return self
 
 
 class InspectionKind(StrEnum):
