@@ -18,26 +18,17 @@ from loopline.app import create_app
 from loopline.core.db import Database
 from loopline.core.runtime import Runtime
 from loopline.core.settings import Settings
-from loopline.demo.loader import load_demo
-from tests.support import DEMO_PASSWORD, GENEROUS_LIMITS, FreshDatabase
+from tests.support import DEMO_PASSWORD, GENEROUS_LIMITS, FreshDatabase, load_demo_into
 
 Headers = dict[str, str]
 Login = Callable[[str], Awaitable[Headers]]
-
-
-async def _load_demo(settings: Settings) -> None:
-    runtime = Runtime(settings=settings, db=Database.open(settings))
-    try:
-        await load_demo(runtime)
-    finally:
-        await runtime.db.close()
 
 
 @pytest.fixture(scope="session")
 def demo_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     """A migrated database holding the demo data, shared by tests that only read it."""
     fresh = FreshDatabase.create(tmp_path_factory.mktemp("demo"), **GENEROUS_LIMITS)
-    asyncio.run(_load_demo(fresh.settings))
+    asyncio.run(load_demo_into(fresh.settings))
     yield fresh.settings
     fresh.drop()
 

@@ -20,7 +20,10 @@ import httpx
 from sqlalchemy.engine import make_url
 
 from loopline.core import migrate
+from loopline.core.db import Database
+from loopline.core.runtime import Runtime
 from loopline.core.settings import Settings
+from loopline.demo.loader import load_demo
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_DATABASE_URL = os.environ.get("LOOPLINE_TEST_DATABASE_URL", "")
@@ -63,6 +66,14 @@ class FreshDatabase:
     def drop(self) -> None:
         if self._drop:
             asyncio.run(_pg(TEST_DATABASE_URL, f'DROP DATABASE IF EXISTS "{self._drop}" WITH (FORCE)'))
+
+
+async def load_demo_into(settings: Settings) -> None:
+    runtime = Runtime(settings=settings, db=Database.open(settings))
+    try:
+        await load_demo(runtime)
+    finally:
+        await runtime.db.close()
 
 
 def free_port() -> int:

@@ -18,8 +18,7 @@ from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.core.result import Err
 
-from tests.conftest import _load_demo
-from tests.support import DEMO_PASSWORD, GENEROUS_LIMITS, FreshDatabase, running_server
+from tests.support import DEMO_PASSWORD, GENEROUS_LIMITS, FreshDatabase, load_demo_into, running_server
 
 # `logout` would end the session the fuzzer signs in with; it is covered in test_auth.
 SKIPPED_OPERATIONS = {"logout"}
@@ -28,7 +27,7 @@ SKIPPED_OPERATIONS = {"logout"}
 @pytest.fixture(scope="module")
 def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     fresh = FreshDatabase.create(tmp_path_factory.mktemp("fuzz"), **GENEROUS_LIMITS)
-    asyncio.run(_load_demo(fresh.settings))
+    asyncio.run(load_demo_into(fresh.settings))
     with running_server(fresh.settings) as base:
         yield base
     fresh.drop()
