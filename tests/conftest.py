@@ -93,3 +93,38 @@ async def demo_ids(client: AsyncTestClient[Any], login: Login) -> dict[str, str]
         assert response.status_code == 200, response.text
         ids.update({item[key]: item["id"] for item in response.json()["items"]})
     return ids
+
+
+# A demo world per test module, for tests that change it (the session world above stays as
+# the read-only tests expect it).
+
+
+@pytest.fixture(scope="module")
+def world_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    fresh = FreshDatabase.create(tmp_path_factory.mktemp("world"), **GENEROUS_LIMITS)
+    asyncio.run(load_demo_into(fresh.settings))
+    yield fresh.settings
+    fresh.drop()
+
+
+@pytest.fixture(scope="module")
+async def world_client(world_settings: Settings) -> AsyncIterator[AsyncTestClient[Any]]:
+    async with AsyncTestClient(create_app(world_settings)) as test_client:
+        yield test_client
+
+
+@pytest.fixture(scope="module")
+async def world_runtime(world_settings: Settings) -> AsyncIterator[Runtime]:
+    rt = Runtime(settings=world_settings, db=Database.open(world_settings))
+    yield rt
+    await rt.db.close()
+
+
+@pytest.fixture(scope="module")
+def world_login(world_client: AsyncTestClient[Any]) -> Login:
+    """`await world_login("wang.lei")` → bearer headers of a new session in this module's world."""
+
+    async def headers_for(username: str) -> Headers:
+        return {"Authorization": f"Bearer {(await sign_in(world_client, username))['access_token']}"}
+
+    return headers_for

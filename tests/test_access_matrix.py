@@ -33,6 +33,8 @@ POLICY: dict[str, Access] = {
     "refresh_token": "public",
     "logout": "signed_in",
     "get_me": "signed_in",
+    "sync_push": "signed_in",
+    "sync_pull": "signed_in",
     "admin_list_users": "admin",
     "admin_create_user": "admin",
     "admin_update_user": "admin",

@@ -2,47 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-import pytest
 from litestar.testing import AsyncTestClient
 
-from loopline.app import create_app
-from loopline.core.settings import Settings
 from tests.conftest import Login, sign_in
-from tests.support import GENEROUS_LIMITS, FreshDatabase, load_demo_into
 
-# These tests add plants, accounts and users; they get a demo world of their own so the
-# shared one stays as the other tests expect it.
-
-
-@pytest.fixture(scope="module")
-def own_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
-    fresh = FreshDatabase.create(tmp_path_factory.mktemp("admin-setup"), **GENEROUS_LIMITS)
-    asyncio.run(load_demo_into(fresh.settings))
-    yield fresh.settings
-    fresh.drop()
-
-
-@pytest.fixture(scope="module")
-async def client(own_settings: Settings) -> AsyncIterator[AsyncTestClient[Any]]:
-    async with AsyncTestClient(create_app(own_settings)) as test_client:
-        yield test_client
-
-
-@pytest.fixture(scope="module")
-def login(client: AsyncTestClient[Any]) -> Login:
-    async def headers_for(username: str) -> dict[str, str]:
-        return {"Authorization": f"Bearer {(await sign_in(client, username))['access_token']}"}
-
-    return headers_for
+# These tests add plants, accounts and users: they run in a world of their own.
 
 
 async def test_a_factory_set_up_through_the_admin_api_works_end_to_end(
-    client: AsyncTestClient[Any], login: Login
+    world_client: AsyncTestClient[Any], world_login: Login
 ) -> None:
+    client, login = world_client, world_login
     admin = await login("admin")
 
     async def create(path: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -162,8 +134,9 @@ async def test_a_factory_set_up_through_the_admin_api_works_end_to_end(
 
 
 async def test_admin_changes_are_validated_versioned_and_conflicts_are_clear(
-    client: AsyncTestClient[Any], login: Login
+    world_client: AsyncTestClient[Any], world_login: Login
 ) -> None:
+    client, login = world_client, world_login
     admin = await login("admin")
     lots = (await client.get("/api/v1/batches", headers=admin, params={"lot_no": "CN-SZ-L1-2406-019"})).json()
     batch_id = lots["items"][0]["id"]

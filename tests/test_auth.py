@@ -46,7 +46,7 @@ async def test_wrong_password_and_unknown_user_look_the_same(client: AsyncTestCl
 
 async def test_requests_without_a_valid_token_are_refused(client: AsyncTestClient[Any]) -> None:
     assert (await client.get("/api/v1/me")).json()["error"]["code"] == "not_authenticated"
-    forged = jwt.encode({"sub": "x", "sid": "y", "exp": 4102444800, "aud": "loopline-api"}, "not-the-key")
+    forged = jwt.encode({"sub": "x", "sid": "y", "exp": 4102444800, "aud": "loopline-api"}, "not-the-key-" * 4)
     response = await client.get("/api/v1/me", headers=bearer(forged))
     assert response.status_code == 401
     assert response.json()["error"]["code"] == "invalid_token"

@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from alembic.script import ScriptDirectory
 from litestar.testing import AsyncTestClient
 
+from loopline.core.migrate import alembic_config
 from tests.support import TEST_DATABASE_URL
 
 
@@ -17,4 +19,4 @@ async def test_suite_database_dialect(
     dialect = health["database"]["dialect"]
     record_property("dialect", dialect)
     assert dialect == ("postgresql" if TEST_DATABASE_URL.startswith("postgresql") else "sqlite")
-    assert health["database"]["revision"] == "0001"
+    assert health["database"]["revision"] == ScriptDirectory.from_config(alembic_config("")).get_current_head()

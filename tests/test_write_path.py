@@ -160,3 +160,24 @@ async def test_the_change_log_and_the_api_tell_the_same_story(client: Any, login
         items = (await client.get(path, headers=admin, params={"limit": 500})).json()["items"]
         from_log = {eid: data for (kind, eid), data in replayed.items() if kind == entity and data is not None}
         assert {item["id"]: item for item in items} == from_log, entity
+
+
+async def test_a_failed_savepoint_undoes_its_rows_and_its_bookkeeping(empty_runtime: Runtime) -> None:
+    uow = empty_runtime.unit_of_work(actor="tester", command="test.savepoints")
+    async with uow as session:
+        async with uow.savepoint():
+            session.add(Plant(code="KEEP", name="Kept", country="DE"))
+        with pytest.raises(RuntimeError, match="poison"):
+            async with uow.savepoint():
+                session.add(Plant(code="DROP", name="Dropped", country="DE"))
+                await session.flush()
+                raise RuntimeError("poison")
+        async with uow.savepoint():
+            session.add(Plant(code="ALSO", name="Also kept", country="DE"))
+    log = await _log(empty_runtime)
+    assert [(c.data or {}).get("code") for c in log] == ["KEEP", "ALSO"]
+    async with empty_runtime.db.read_session() as session:
+        assert sorted((await session.scalars(select(col(Plant.code)))).all()) == ["ALSO", "KEEP"]
+        events = (await session.scalars(select(col(AuditEvent.action)))).all()
+        assert list(events) == ["plant.insert", "plant.insert"]
+        assert (await verify_chain(session)).ok

@@ -95,6 +95,7 @@ def domain_controllers() -> list[type[Controller]]:
     from loopline.customer.controllers import controllers as customer_controllers
     from loopline.loop.controllers import controllers as loop_controllers
     from loopline.quality.controllers import controllers as quality_controllers
+    from loopline.syncing.controllers import controllers as sync_controllers
     from loopline.threads.controllers import controllers as thread_controllers
 
-    return [*quality_controllers, *customer_controllers, *thread_controllers, *loop_controllers]
+    return [*quality_controllers, *customer_controllers, *thread_controllers, *loop_controllers, *sync_controllers]

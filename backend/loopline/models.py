@@ -9,8 +9,20 @@ from loopline.customer import models as customer
 from loopline.media import models as media
 from loopline.people import models as people
 from loopline.quality import models as quality
+from loopline.syncing import models as syncing
 from loopline.threads import models as threads
 
 metadata = SQLModel.metadata
 
-__all__ = ["AuditEvent", "ChangeLog", "catalog", "customer", "media", "metadata", "people", "quality", "threads"]
+__all__ = [
+    "AuditEvent",
+    "ChangeLog",
+    "catalog",
+    "customer",
+    "media",
+    "metadata",
+    "people",
+    "quality",
+    "syncing",
+    "threads",
+]

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from litestar import Controller, get
+from litestar.params import FromPath, FromQuery
 from pydantic import BaseModel
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from loopline.catalog.models import (
@@ -19,9 +19,8 @@ from loopline.catalog.models import (
     Plant,
     ProductModel,
 )
-from loopline.core.access import Principal
 from loopline.core.admin_crud import master_data_controller
-from loopline.core.api import Cursor, IdFilter, Limit
+from loopline.core.api import Cursor, IdFilter, Limit, PrincipalDep, SessionDep
 from loopline.core.pagination import Page, equal_filters, get_readable, list_readable
 
 
@@ -32,9 +31,9 @@ class PlantController(Controller):
     @get("/", operation_id="list_plants")
     async def list_plants(
         self,
-        session: AsyncSession,
-        principal: Principal,
-        code: str | None = None,
+        session: SessionDep,
+        principal: PrincipalDep,
+        code: FromQuery[str | None] = None,
         cursor: Cursor = None,
         limit: Limit = 50,
     ) -> Page[Plant]:
@@ -43,12 +42,17 @@ class PlantController(Controller):
         )
 
     @get("/{plant_id:str}", operation_id="get_plant")
-    async def get_plant(self, session: AsyncSession, principal: Principal, plant_id: str) -> Plant:
+    async def get_plant(self, session: SessionDep, principal: PrincipalDep, plant_id: FromPath[str]) -> Plant:
         return await get_readable(session, Plant, principal, plant_id)
 
     @get("/{plant_id:str}/lines", operation_id="list_plant_lines")
     async def list_lines(
-        self, session: AsyncSession, principal: Principal, plant_id: str, cursor: Cursor = None, limit: Limit = 50
+        self,
+        session: SessionDep,
+        principal: PrincipalDep,
+        plant_id: FromPath[str],
+        cursor: Cursor = None,
+        limit: Limit = 50,
     ) -> Page[Line]:
         await get_readable(session, Plant, principal, plant_id)
         return await list_readable(
@@ -63,10 +67,10 @@ class ProductModelController(Controller):
     @get("/", operation_id="list_product_models")
     async def list_product_models(
         self,
-        session: AsyncSession,
-        principal: Principal,
-        sku: str | None = None,
-        family: str | None = None,
+        session: SessionDep,
+        principal: PrincipalDep,
+        sku: FromQuery[str | None] = None,
+        family: FromQuery[str | None] = None,
         cursor: Cursor = None,
         limit: Limit = 50,
     ) -> Page[ProductModel]:
@@ -81,7 +85,7 @@ class ProductModelController(Controller):
 
     @get("/{product_model_id:str}", operation_id="get_product_model")
     async def get_product_model(
-        self, session: AsyncSession, principal: Principal, product_model_id: str
+        self, session: SessionDep, principal: PrincipalDep, product_model_id: FromPath[str]
     ) -> ProductModel:
         return await get_readable(session, ProductModel, principal, product_model_id)
 
@@ -98,11 +102,11 @@ class InspectionPlanController(Controller):
     @get("/", operation_id="list_inspection_plans")
     async def list_plans(
         self,
-        session: AsyncSession,
-        principal: Principal,
+        session: SessionDep,
+        principal: PrincipalDep,
         product_model_id: IdFilter = None,
-        code: str | None = None,
-        status: PlanStatus | None = None,
+        code: FromQuery[str | None] = None,
+        status: FromQuery[PlanStatus | None] = None,
         cursor: Cursor = None,
         limit: Limit = 50,
     ) -> Page[InspectionPlan]:
@@ -110,7 +114,9 @@ class InspectionPlanController(Controller):
         return await list_readable(session, InspectionPlan, principal, where=where, cursor=cursor, limit=limit)
 
     @get("/{plan_id:str}", operation_id="get_inspection_plan")
-    async def get_plan(self, session: AsyncSession, principal: Principal, plan_id: str) -> InspectionPlanDetail:
+    async def get_plan(
+        self, session: SessionDep, principal: PrincipalDep, plan_id: FromPath[str]
+    ) -> InspectionPlanDetail:
         plan = await get_readable(session, InspectionPlan, principal, plan_id)
         characteristics = await session.scalars(
             select(Characteristic).where(col(Characteristic.plan_id) == plan.id).order_by(col(Characteristic.code))
@@ -126,19 +132,19 @@ class ReferenceDataController(Controller):
 
     @get("/defect-codes", operation_id="list_defect_codes")
     async def list_defect_codes(
-        self, session: AsyncSession, principal: Principal, cursor: Cursor = None, limit: Limit = 500
+        self, session: SessionDep, principal: PrincipalDep, cursor: Cursor = None, limit: Limit = 500
     ) -> Page[DefectCode]:
         return await list_readable(session, DefectCode, principal, cursor=cursor, limit=limit)
 
     @get("/complaint-categories", operation_id="list_complaint_categories")
     async def list_complaint_categories(
-        self, session: AsyncSession, principal: Principal, cursor: Cursor = None, limit: Limit = 500
+        self, session: SessionDep, principal: PrincipalDep, cursor: Cursor = None, limit: Limit = 500
     ) -> Page[ComplaintCategory]:
         return await list_readable(session, ComplaintCategory, principal, cursor=cursor, limit=limit)
 
     @get("/defect-category-map", operation_id="list_defect_category_map")
     async def list_category_map(
-        self, session: AsyncSession, principal: Principal, cursor: Cursor = None, limit: Limit = 500
+        self, session: SessionDep, principal: PrincipalDep, cursor: Cursor = None, limit: Limit = 500
     ) -> Page[DefectCategoryMap]:
         return await list_readable(session, DefectCategoryMap, principal, cursor=cursor, limit=limit)
 

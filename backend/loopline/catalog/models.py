@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
@@ -11,7 +10,7 @@ from sqlalchemy import JSON, Column, Numeric, UniqueConstraint
 from sqlmodel import Field
 
 from loopline.core.access import GlobalCatalogEntity, StaffCatalogEntity
-from loopline.core.types import MAX_INT, EnumString, one_of
+from loopline.core.types import MAX_INT, EnumString, Money, one_of
 
 
 class Severity(StrEnum):
@@ -48,7 +47,7 @@ class ProductModel(GlobalCatalogEntity, table=True):
     sku: str = Field(max_length=32, unique=True, min_length=1)
     name: str = Field(max_length=200, min_length=1)
     family: str = Field(max_length=64, default="")
-    unit_cost: Decimal = Field(sa_column=Column(Numeric(12, 2), nullable=False), ge=0, max_digits=12, decimal_places=2)
+    unit_cost: Money = Field(sa_column=Column(Numeric(12, 2), nullable=False), ge=0, max_digits=12, decimal_places=2)
 
 
 class PlanStatus(StrEnum):

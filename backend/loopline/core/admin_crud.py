@@ -13,17 +13,16 @@ filled by a `derive` hook and are not accepted from the client.
 from typing import Any, Optional
 
 from litestar import Controller, patch, post
-from litestar.params import Parameter
+from litestar.params import JSONBody
 from pydantic import BaseModel, ConfigDict, create_model
 from pydantic.fields import FieldInfo
 from sqlalchemy import select
 from sqlmodel import col
 
-from loopline.core.access import Principal, ScopedEntity
-from loopline.core.api import Derive
+from loopline.core.access import ScopedEntity
+from loopline.core.api import Derive, IdPath, PrincipalDep, RuntimeDep
 from loopline.core.auth import admin_only
 from loopline.core.errors import NotFound
-from loopline.core.runtime import Runtime
 
 MANAGED_FIELDS = frozenset({"id", "version", "created_at", "updated_at"})
 
@@ -69,7 +68,12 @@ def master_data_controller(
     Patch = patch_schema(model, derived_fields)  # noqa: N806
     entity = model.__entity__
 
-    async def create_entity(self: Controller, runtime: Runtime, principal: Principal, data: Create) -> model:  # type: ignore[valid-type]
+    async def create_entity(
+        self: Controller,
+        runtime: RuntimeDep,
+        principal: PrincipalDep,
+        data: JSONBody[Create],  # type: ignore[valid-type]
+    ) -> model:  # type: ignore[valid-type]
         async with runtime.unit_of_work(actor=principal.user_id, command=f"admin.{entity}.create") as session:
             values = await derive(session, data.model_dump())  # type: ignore[attr-defined]
             row = model.model_validate(values)
@@ -78,10 +82,10 @@ def master_data_controller(
 
     async def patch_entity(
         self: Controller,
-        runtime: Runtime,
-        principal: Principal,
-        data: Patch,  # type: ignore[valid-type]
-        entity_id: str = Parameter(max_length=36),
+        runtime: RuntimeDep,
+        principal: PrincipalDep,
+        data: JSONBody[Patch],  # type: ignore[valid-type]
+        entity_id: IdPath,
     ) -> model:  # type: ignore[valid-type]
         async with runtime.unit_of_work(actor=principal.user_id, command=f"admin.{entity}.update") as session:
             row = (await session.scalars(select(model).where(col(model.id) == entity_id))).one_or_none()

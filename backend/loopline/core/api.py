@@ -7,16 +7,24 @@ from typing import Annotated, Any
 
 from litestar import Request
 from litestar.datastructures import State
-from litestar.di import Provide
-from litestar.params import Parameter
+from litestar.di import NamedDependency, Provide
+from litestar.params import PathParameter, QueryParameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from loopline.core.access import Principal
 from loopline.core.runtime import Runtime
 
-Limit = Annotated[int, Parameter(ge=1, le=500, description="Page size (1 to 500).")]
-Cursor = Annotated[str | None, Parameter(max_length=200, description="`next_cursor` of the previous page.")]
-IdFilter = Annotated[str | None, Parameter(max_length=36)]
+# Handler parameters carry explicit markers (Litestar 3 drops inferring them).
+# The dependencies below are injected by parameter name: `runtime: RuntimeDep`,
+# `principal: PrincipalDep` and `session: SessionDep` (a read-only session).
+RuntimeDep = NamedDependency[Runtime]
+PrincipalDep = NamedDependency[Principal]
+SessionDep = NamedDependency[AsyncSession]
+
+Limit = Annotated[int, QueryParameter(ge=1, le=500, description="Page size (1 to 500).")]
+Cursor = Annotated[str | None, QueryParameter(max_length=200, description="`next_cursor` of the previous page.")]
+IdFilter = Annotated[str | None, QueryParameter(max_length=36)]
+IdPath = Annotated[str, PathParameter(max_length=36)]
 
 
 def provide_runtime(state: State) -> Runtime:
@@ -28,7 +36,7 @@ def provide_principal(request: Request[Principal, Any, Any]) -> Principal:
     return request.user
 
 
-async def provide_read_session(runtime: Runtime) -> AsyncIterator[AsyncSession]:
+async def provide_read_session(runtime: RuntimeDep) -> AsyncIterator[AsyncSession]:
     async with runtime.db.read_session() as session:
         yield session
 

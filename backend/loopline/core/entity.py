@@ -39,6 +39,11 @@ def thread_scope(thread_id: str) -> str:
     return f"thread:{thread_id}"
 
 
+def customer_thread_scope(thread_id: str) -> str:
+    """The customer-visible part of a thread; internal messages never carry this key."""
+    return f"thread:{thread_id}:customer"
+
+
 class Entity(SQLModel):
     id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
     version: int = Field(default=1, ge=1, le=MAX_INT)

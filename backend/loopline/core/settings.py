@@ -40,6 +40,12 @@ class Settings:
     # SQLite `synchronous` setting; see README "Durability".
     sqlite_synchronous: str = "FULL"
     sqlite_busy_timeout_ms: int = 5000
+    # Comma-separated crash points for the fault-injection tests (e.g. "kill_after_push_commit");
+    # empty in every real deployment.
+    fault_injection: str = ""
+
+    def injects(self, fault: str) -> bool:
+        return fault in self.fault_injection.split(",")
 
     @property
     def resolved_database_url(self) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -41,6 +42,15 @@ def as_utc(value: datetime | None) -> datetime | None:
 
 
 UTCTimestamp = Annotated[datetime, AfterValidator(as_utc)]
+
+
+def to_cents(value: Decimal | None) -> Decimal | None:
+    """Money is kept to the cent, in memory as in the database, so both read back alike."""
+    return None if value is None else value.quantize(CENT)
+
+
+CENT = Decimal("0.01")
+Money = Annotated[Decimal, AfterValidator(to_cents)]
 
 
 class UTCDateTime(TypeDecorator[datetime]):

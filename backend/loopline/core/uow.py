@@ -22,8 +22,10 @@ so a reader can never see seq 11 before seq 10 commits.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from types import TracebackType
+from types import SimpleNamespace, TracebackType
 from typing import Any
 
 from sqlalchemy import event, func, insert, select, text
@@ -50,6 +52,11 @@ class _Change:
     entity: Entity
     op: str  # insert | update | delete
     diff: dict[str, Any]
+    # For updates: the scopes the entity lived in before this transaction moved it.
+    prior_scopes: list[str] = field(default_factory=list)
+
+    def copy(self) -> _Change:
+        return _Change(self.entity, self.op, dict(self.diff), list(self.prior_scopes))
 
 
 @dataclass(frozen=True)
@@ -72,6 +79,17 @@ class _Context:
 
 def _context(session: Session) -> _Context | None:
     return session.info.get("uow")
+
+
+def _scopes_before_change(entity: Entity) -> list[str]:
+    """The scope keys the entity had when loaded, from the attribute history."""
+    state = attributes.instance_state(entity)
+    before = {}
+    for name in type(entity).model_fields:
+        history = state.attrs[name].history
+        before[name] = history.deleted[0] if history.deleted else getattr(entity, name)
+    # scope_keys reads attributes only, so the values before the change can stand in for the entity.
+    return type(entity).scope_keys(SimpleNamespace(**before))  # type: ignore[arg-type]
 
 
 def _changed_fields(entity: Entity) -> dict[str, list[Any]]:
@@ -114,7 +132,7 @@ def _track_entity_changes(session: Session, _flush_context: Any, _instances: Any
         change = ctx.changes.get(key)
         if change is None:
             entity.version = (entity.version or 0) + 1
-            ctx.changes[key] = _Change(entity, "update", diff)
+            ctx.changes[key] = _Change(entity, "update", diff, _scopes_before_change(entity))
         elif change.op == "update":
             for name, (_old, new) in diff.items():
                 change.diff[name] = [change.diff.get(name, [_old])[0], new]
@@ -135,7 +153,8 @@ def _refuse_bulk_dml(state: ORMExecuteState) -> None:
 @event.listens_for(Session, "before_commit")
 def _append_log_and_audit(session: Session) -> None:
     ctx = _context(session)
-    if ctx is None:
+    # Savepoints fire this event too; the books are written once, by the outermost commit.
+    if ctx is None or session.in_nested_transaction():
         return
     session.flush()
     if not ctx.changes and not ctx.explicit_events:
@@ -152,7 +171,25 @@ def _append_log_and_audit(session: Session) -> None:
         deleted = change.op == "delete"
         data = None if deleted else entity.public_data()
         version = entity.version + 1 if deleted else entity.version
-        for scope_key in entity.scope_keys():
+        current_scopes = entity.scope_keys()
+        # An entity that moved scope is deleted where it was, before it is put where it is:
+        # a reader of both scopes applies them in seq order and keeps the put.
+        for scope_key in [k for k in change.prior_scopes if k not in current_scopes]:
+            log_rows.append(
+                {
+                    "seq": next_seq,
+                    "scope_key": scope_key,
+                    "entity": entity.__entity__,
+                    "entity_id": entity.id,
+                    "op": "delete",
+                    "version": version,
+                    "data": None,
+                    "at": now,
+                }
+            )
+            ctx.committed.append(CommittedChange(next_seq, scope_key, entity.__entity__, entity.id))
+            next_seq += 1
+        for scope_key in current_scopes:
             log_rows.append(
                 {
                     "seq": next_seq,
@@ -214,6 +251,20 @@ class UnitOfWork:
         self._context.explicit_events.append(
             {"entity": entity, "entity_id": entity_id, "action": action, "diff": to_jsonable(diff)}
         )
+
+    @asynccontextmanager
+    async def savepoint(self) -> AsyncIterator[None]:
+        """A nested transaction whose failure undoes its rows *and* its bookkeeping."""
+        assert self.session is not None
+        changes = {key: change.copy() for key, change in self._context.changes.items()}
+        events = list(self._context.explicit_events)
+        try:
+            async with self.session.begin_nested():
+                yield
+        except BaseException:
+            self._context.changes = changes
+            self._context.explicit_events = events
+            raise
 
     async def __aenter__(self) -> AsyncSession:
         self.session = self._maker()

@@ -5,15 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, get
+from litestar.params import FromPath, FromQuery
 from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from loopline.catalog.models import Severity
-from loopline.core.access import Principal
 from loopline.core.admin_crud import master_data_controller
-from loopline.core.api import Cursor, IdFilter, Limit
+from loopline.core.api import Cursor, IdFilter, Limit, PrincipalDep, SessionDep
 from loopline.core.errors import AppError
 from loopline.core.pagination import Page, equal_filters, get_readable, list_readable
 from loopline.customer.models import (
@@ -40,11 +40,11 @@ class AccountController(Controller):
     @get("/", operation_id="list_accounts")
     async def list_accounts(
         self,
-        session: AsyncSession,
-        principal: Principal,
-        code: str | None = None,
-        tier: Tier | None = None,
-        region: str | None = None,
+        session: SessionDep,
+        principal: PrincipalDep,
+        code: FromQuery[str | None] = None,
+        tier: FromQuery[Tier | None] = None,
+        region: FromQuery[str | None] = None,
         account_manager_id: IdFilter = None,
         cursor: Cursor = None,
         limit: Limit = 50,
@@ -53,7 +53,7 @@ class AccountController(Controller):
         return await list_readable(session, Account, principal, where=where, cursor=cursor, limit=limit)
 
     @get("/{account_id:str}", operation_id="get_account")
-    async def get_account(self, session: AsyncSession, principal: Principal, account_id: str) -> Account:
+    async def get_account(self, session: SessionDep, principal: PrincipalDep, account_id: FromPath[str]) -> Account:
         return await get_readable(session, Account, principal, account_id)
 
 
@@ -64,8 +64,8 @@ class ContactController(Controller):
     @get("/", operation_id="list_contacts")
     async def list_contacts(
         self,
-        session: AsyncSession,
-        principal: Principal,
+        session: SessionDep,
+        principal: PrincipalDep,
         account_id: IdFilter = None,
         cursor: Cursor = None,
         limit: Limit = 50,
@@ -75,7 +75,7 @@ class ContactController(Controller):
         )
 
     @get("/{contact_id:str}", operation_id="get_contact")
-    async def get_contact(self, session: AsyncSession, principal: Principal, contact_id: str) -> Contact:
+    async def get_contact(self, session: SessionDep, principal: PrincipalDep, contact_id: FromPath[str]) -> Contact:
         return await get_readable(session, Contact, principal, contact_id)
 
 
@@ -91,10 +91,10 @@ class ShipmentController(Controller):
     @get("/", operation_id="list_shipments")
     async def list_shipments(
         self,
-        session: AsyncSession,
-        principal: Principal,
+        session: SessionDep,
+        principal: PrincipalDep,
         account_id: IdFilter = None,
-        number: str | None = None,
+        number: FromQuery[str | None] = None,
         batch_id: IdFilter = None,
         cursor: Cursor = None,
         limit: Limit = 50,
@@ -109,7 +109,9 @@ class ShipmentController(Controller):
         return await list_readable(session, Shipment, principal, where=where, cursor=cursor, limit=limit)
 
     @get("/{shipment_id:str}", operation_id="get_shipment")
-    async def get_shipment(self, session: AsyncSession, principal: Principal, shipment_id: str) -> ShipmentDetail:
+    async def get_shipment(
+        self, session: SessionDep, principal: PrincipalDep, shipment_id: FromPath[str]
+    ) -> ShipmentDetail:
         shipment = await get_readable(session, Shipment, principal, shipment_id)
         lines = await session.scalars(select(ShipmentLine).where(col(ShipmentLine.shipment_id) == shipment.id))
         return ShipmentDetail(shipment=shipment, lines=list(lines))
@@ -122,12 +124,12 @@ class CaseController(Controller):
     @get("/", operation_id="list_cases")
     async def list_cases(
         self,
-        session: AsyncSession,
-        principal: Principal,
+        session: SessionDep,
+        principal: PrincipalDep,
         account_id: IdFilter = None,
-        number: str | None = None,
-        status: CaseStatus | None = None,
-        origin: CaseOrigin | None = None,
+        number: FromQuery[str | None] = None,
+        status: FromQuery[CaseStatus | None] = None,
+        origin: FromQuery[CaseOrigin | None] = None,
         batch_id: IdFilter = None,
         nc_id: IdFilter = None,
         assignee_id: IdFilter = None,
@@ -147,7 +149,7 @@ class CaseController(Controller):
         return await list_readable(session, Case, principal, where=where, cursor=cursor, limit=limit)
 
     @get("/{case_id:str}", operation_id="get_case")
-    async def get_case(self, session: AsyncSession, principal: Principal, case_id: str) -> Case:
+    async def get_case(self, session: SessionDep, principal: PrincipalDep, case_id: FromPath[str]) -> Case:
         return await get_readable(session, Case, principal, case_id)
 
 
@@ -163,12 +165,12 @@ class AdvisoryController(Controller):
     @get("/", operation_id="list_advisories")
     async def list_advisories(
         self,
-        session: AsyncSession,
-        principal: Principal,
+        session: SessionDep,
+        principal: PrincipalDep,
         nc_id: IdFilter = None,
-        number: str | None = None,
-        status: AdvisoryStatus | None = None,
-        severity: Severity | None = None,
+        number: FromQuery[str | None] = None,
+        status: FromQuery[AdvisoryStatus | None] = None,
+        severity: FromQuery[Severity | None] = None,
         cursor: Cursor = None,
         limit: Limit = 50,
     ) -> Page[Advisory]:
@@ -176,7 +178,9 @@ class AdvisoryController(Controller):
         return await list_readable(session, Advisory, principal, where=where, cursor=cursor, limit=limit)
 
     @get("/{advisory_id:str}", operation_id="get_advisory")
-    async def get_advisory(self, session: AsyncSession, principal: Principal, advisory_id: str) -> AdvisoryDetail:
+    async def get_advisory(
+        self, session: SessionDep, principal: PrincipalDep, advisory_id: FromPath[str]
+    ) -> AdvisoryDetail:
         advisory = await get_readable(session, Advisory, principal, advisory_id)
         recipients = await session.scalars(
             select(AdvisoryRecipient).where(
@@ -192,7 +196,7 @@ class EntitlementRuleController(Controller):
 
     @get("/", operation_id="list_entitlement_rules")
     async def list_rules(
-        self, session: AsyncSession, principal: Principal, cursor: Cursor = None, limit: Limit = 50
+        self, session: SessionDep, principal: PrincipalDep, cursor: Cursor = None, limit: Limit = 50
     ) -> Page[EntitlementRule]:
         return await list_readable(session, EntitlementRule, principal, cursor=cursor, limit=limit)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
@@ -12,7 +11,7 @@ from sqlmodel import Field, col
 from loopline.catalog.models import Severity
 from loopline.core.access import AccountScopedEntity, Principal, ScopedEntity, StaffCatalogEntity, member_of
 from loopline.core.entity import account_scope, plant_scope
-from loopline.core.types import MAX_INT, EnumString, UTCDateTime, UTCTimestamp, one_of
+from loopline.core.types import MAX_INT, EnumString, Money, UTCDateTime, UTCTimestamp, one_of
 
 
 class Tier(StrEnum):
@@ -201,10 +200,8 @@ class EntitlementRule(StaffCatalogEntity, table=True):
     remedy: RemedyKind = Field(sa_type=EnumString(RemedyKind, 20))
     # Remedy parameters: {"credit_pct": 10, "freight": "air", "freight_per_unit": 2.4}
     terms: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
-    cap_amount: Decimal | None = Field(default=None, sa_column=Column(Numeric(14, 2)), max_digits=14, decimal_places=2)
-    approval_over: Decimal | None = Field(
-        default=None, sa_column=Column(Numeric(14, 2)), max_digits=14, decimal_places=2
-    )
+    cap_amount: Money | None = Field(default=None, sa_column=Column(Numeric(14, 2)), max_digits=14, decimal_places=2)
+    approval_over: Money | None = Field(default=None, sa_column=Column(Numeric(14, 2)), max_digits=14, decimal_places=2)
     approver_id: str | None = Field(default=None, foreign_key="user.id", max_length=36)
 
 
@@ -224,8 +221,18 @@ class Remedy(AccountScopedEntity, table=True):
     rule_id: str | None = Field(default=None, foreign_key="entitlement_rule.id", max_length=36)
     kind: RemedyKind = Field(sa_type=EnumString(RemedyKind, 20))
     qty: int = Field(default=0, ge=0, le=MAX_INT)
-    amount: Decimal = Field(sa_column=Column(Numeric(14, 2), nullable=False), max_digits=14, decimal_places=2)
+    amount: Money = Field(sa_column=Column(Numeric(14, 2), nullable=False), max_digits=14, decimal_places=2)
     currency: str = Field(default="EUR", max_length=3)
     details: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     status: RemedyStatus = Field(default=RemedyStatus.PROPOSED, sa_type=EnumString(RemedyStatus, 16))
     approved_by: str | None = Field(default=None, foreign_key="user.id", max_length=36)
+
+
+CASE_TRANSITIONS: dict[str, set[str]] = {
+    CaseStatus.NEW: {CaseStatus.TRIAGED, CaseStatus.IN_PROGRESS, CaseStatus.RESOLVED},
+    CaseStatus.TRIAGED: {CaseStatus.IN_PROGRESS, CaseStatus.AWAITING_CUSTOMER, CaseStatus.RESOLVED},
+    CaseStatus.IN_PROGRESS: {CaseStatus.AWAITING_CUSTOMER, CaseStatus.RESOLVED},
+    CaseStatus.AWAITING_CUSTOMER: {CaseStatus.IN_PROGRESS, CaseStatus.RESOLVED},
+    CaseStatus.RESOLVED: {CaseStatus.CLOSED, CaseStatus.IN_PROGRESS},
+    CaseStatus.CLOSED: set(),
+}

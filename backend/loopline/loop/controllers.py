@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from litestar import Controller, get
-from sqlalchemy.ext.asyncio import AsyncSession
+from litestar.params import FromPath
 
-from loopline.core.access import Principal
+from loopline.core.api import PrincipalDep, SessionDep
 from loopline.core.pagination import get_readable
 from loopline.customer.models import Case
 from loopline.loop.trace import BatchTrace, CaseContext, batch_trace, case_context
@@ -17,12 +17,12 @@ class LoopViewController(Controller):
     tags = ["loop"]
 
     @get("/batches/{batch_id:str}/trace", operation_id="trace_batch")
-    async def trace(self, session: AsyncSession, principal: Principal, batch_id: str) -> BatchTrace:
+    async def trace(self, session: SessionDep, principal: PrincipalDep, batch_id: FromPath[str]) -> BatchTrace:
         batch = await get_readable(session, Batch, principal, batch_id)
         return await batch_trace(session, principal, batch)
 
     @get("/cases/{case_id:str}/context", operation_id="get_case_context")
-    async def context(self, session: AsyncSession, principal: Principal, case_id: str) -> CaseContext:
+    async def context(self, session: SessionDep, principal: PrincipalDep, case_id: FromPath[str]) -> CaseContext:
         case = await get_readable(session, Case, principal, case_id)
         return await case_context(session, case)
 

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Annotated
 
+from pydantic import StringConstraints
 from sqlalchemy import ColumnElement, UniqueConstraint, true
 from sqlmodel import Field
 
 from loopline.core.access import Principal, ScopedEntity, member_of
 from loopline.core.types import EnumString, one_of
+
+Sha256Hex = Annotated[str, StringConstraints(pattern=r"^[0-9a-fA-F]{64}$", to_lower=True)]
 
 
 class AttachmentState(StrEnum):

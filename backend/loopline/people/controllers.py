@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
 from litestar import Controller, Request, get, patch, post
-from litestar.params import Parameter
+from litestar.params import FromQuery, JSONBody
 from pydantic import BaseModel, Field
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from loopline.core.access import Principal, Role
-from loopline.core.api import Cursor, Limit
+from loopline.core.access import Role
+from loopline.core.api import Cursor, IdPath, Limit, PrincipalDep, RuntimeDep, SessionDep
 from loopline.core.auth import admin_only
 from loopline.core.errors import NotFound
 from loopline.core.pagination import Page, equal_filters, list_readable
-from loopline.core.runtime import Runtime
 from loopline.people import service
 from loopline.people.models import Membership, MembershipKind, User
 from loopline.people.passwords import hash_password
@@ -73,16 +71,18 @@ class AuthController(Controller):
     tags = ["auth"]
 
     @post("/login", operation_id="login", exclude_from_auth=True, status_code=200, security=[])
-    async def login(self, runtime: Runtime, request: Request[Any, Any, Any], data: LoginRequest) -> TokenResponse:
+    async def login(
+        self, runtime: RuntimeDep, request: Request[Any, Any, Any], data: JSONBody[LoginRequest]
+    ) -> TokenResponse:
         address = request.client.host if request.client else "unknown"
         return _tokens(await service.login(runtime, username=data.username, password=data.password, address=address))
 
     @post("/refresh", operation_id="refresh_token", exclude_from_auth=True, status_code=200, security=[])
-    async def refresh(self, runtime: Runtime, data: RefreshRequest) -> TokenResponse:
+    async def refresh(self, runtime: RuntimeDep, data: JSONBody[RefreshRequest]) -> TokenResponse:
         return _tokens(await service.refresh(runtime, refresh_token=data.refresh_token))
 
     @post("/logout", operation_id="logout", status_code=204)
-    async def logout(self, runtime: Runtime, principal: Principal) -> None:
+    async def logout(self, runtime: RuntimeDep, principal: PrincipalDep) -> None:
         await service.logout(runtime, principal)
 
 
@@ -91,7 +91,7 @@ class MeController(Controller):
     tags = ["auth"]
 
     @get("/", operation_id="get_me")
-    async def me(self, session: AsyncSession, principal: Principal) -> MeResponse:
+    async def me(self, session: SessionDep, principal: PrincipalDep) -> MeResponse:
         user = await session.get(User, principal.user_id)
         if user is None:
             raise NotFound("user", principal.user_id)
@@ -129,9 +129,9 @@ class UserAdminController(Controller):
     @get("/", operation_id="admin_list_users")
     async def list_users(
         self,
-        session: AsyncSession,
-        principal: Principal,
-        role: Role | None = None,
+        session: SessionDep,
+        principal: PrincipalDep,
+        role: FromQuery[Role | None] = None,
         cursor: Cursor = None,
         limit: Limit = 50,
     ) -> Page[UserRead]:
@@ -141,7 +141,7 @@ class UserAdminController(Controller):
         return Page[UserRead](items=[_user_read(u) for u in page.items], next_cursor=page.next_cursor)
 
     @post("/", operation_id="admin_create_user", status_code=201)
-    async def create_user(self, runtime: Runtime, principal: Principal, data: UserCreate) -> UserRead:
+    async def create_user(self, runtime: RuntimeDep, principal: PrincipalDep, data: JSONBody[UserCreate]) -> UserRead:
         user = await service.create_user(
             runtime,
             actor=principal.user_id,
@@ -157,10 +157,10 @@ class UserAdminController(Controller):
     @patch("/{user_id:str}", operation_id="admin_update_user")
     async def update_user(
         self,
-        runtime: Runtime,
-        principal: Principal,
-        data: UserPatch,
-        user_id: Annotated[str, Parameter(max_length=36)],
+        runtime: RuntimeDep,
+        principal: PrincipalDep,
+        data: JSONBody[UserPatch],
+        user_id: IdPath,
     ) -> UserRead:
         changes = data.model_dump(exclude_unset=True)
         async with runtime.unit_of_work(actor=principal.user_id, command="admin.user.update") as session:

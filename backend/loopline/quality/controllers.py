@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from litestar import Controller, get
+from litestar.params import FromPath, FromQuery
 from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from loopline.catalog.models import Severity
-from loopline.core.access import Principal
 from loopline.core.admin_crud import master_data_controller
-from loopline.core.api import Cursor, IdFilter, Limit
+from loopline.core.api import Cursor, IdFilter, Limit, PrincipalDep, SessionDep
 from loopline.core.pagination import Page, equal_filters, get_readable, list_readable
 from loopline.quality.models import (
     Batch,
@@ -34,13 +34,13 @@ class BatchController(Controller):
     @get("/", operation_id="list_batches")
     async def list_batches(
         self,
-        session: AsyncSession,
-        principal: Principal,
+        session: SessionDep,
+        principal: PrincipalDep,
         plant_id: IdFilter = None,
         product_model_id: IdFilter = None,
-        lot_no: str | None = None,
-        line: str | None = None,
-        status: BatchStatus | None = None,
+        lot_no: FromQuery[str | None] = None,
+        line: FromQuery[str | None] = None,
+        status: FromQuery[BatchStatus | None] = None,
         cursor: Cursor = None,
         limit: Limit = 50,
     ) -> Page[Batch]:
@@ -50,7 +50,7 @@ class BatchController(Controller):
         return await list_readable(session, Batch, principal, where=where, cursor=cursor, limit=limit)
 
     @get("/{batch_id:str}", operation_id="get_batch")
-    async def get_batch(self, session: AsyncSession, principal: Principal, batch_id: str) -> Batch:
+    async def get_batch(self, session: SessionDep, principal: PrincipalDep, batch_id: FromPath[str]) -> Batch:
         return await get_readable(session, Batch, principal, batch_id)
 
 
@@ -77,13 +77,13 @@ class InspectionController(Controller):
     @get("/", operation_id="list_inspections")
     async def list_inspections(
         self,
-        session: AsyncSession,
-        principal: Principal,
+        session: SessionDep,
+        principal: PrincipalDep,
         plant_id: IdFilter = None,
         batch_id: IdFilter = None,
         inspector_id: IdFilter = None,
-        kind: InspectionKind | None = None,
-        result: InspectionResult | None = None,
+        kind: FromQuery[InspectionKind | None] = None,
+        result: FromQuery[InspectionResult | None] = None,
         cursor: Cursor = None,
         limit: Limit = 50,
     ) -> Page[Inspection]:
@@ -93,7 +93,9 @@ class InspectionController(Controller):
         return await list_readable(session, Inspection, principal, where=where, cursor=cursor, limit=limit)
 
     @get("/{inspection_id:str}", operation_id="get_inspection")
-    async def get_inspection(self, session: AsyncSession, principal: Principal, inspection_id: str) -> InspectionDetail:
+    async def get_inspection(
+        self, session: SessionDep, principal: PrincipalDep, inspection_id: FromPath[str]
+    ) -> InspectionDetail:
         inspection = await get_readable(session, Inspection, principal, inspection_id)
         return InspectionDetail(inspection=inspection, measurements=await measurements_of(session, [inspection.id]))
 
@@ -105,13 +107,13 @@ class DefectController(Controller):
     @get("/", operation_id="list_defects")
     async def list_defects(
         self,
-        session: AsyncSession,
-        principal: Principal,
+        session: SessionDep,
+        principal: PrincipalDep,
         plant_id: IdFilter = None,
         batch_id: IdFilter = None,
-        defect_code: str | None = None,
-        severity: Severity | None = None,
-        status: DefectStatus | None = None,
+        defect_code: FromQuery[str | None] = None,
+        severity: FromQuery[Severity | None] = None,
+        status: FromQuery[DefectStatus | None] = None,
         cursor: Cursor = None,
         limit: Limit = 50,
     ) -> Page[Defect]:
@@ -121,7 +123,7 @@ class DefectController(Controller):
         return await list_readable(session, Defect, principal, where=where, cursor=cursor, limit=limit)
 
     @get("/{defect_id:str}", operation_id="get_defect")
-    async def get_defect(self, session: AsyncSession, principal: Principal, defect_id: str) -> Defect:
+    async def get_defect(self, session: SessionDep, principal: PrincipalDep, defect_id: FromPath[str]) -> Defect:
         return await get_readable(session, Defect, principal, defect_id)
 
 
@@ -132,12 +134,12 @@ class NonConformanceController(Controller):
     @get("/", operation_id="list_nonconformances")
     async def list_nonconformances(
         self,
-        session: AsyncSession,
-        principal: Principal,
+        session: SessionDep,
+        principal: PrincipalDep,
         plant_id: IdFilter = None,
-        number: str | None = None,
-        defect_code: str | None = None,
-        status: NcStatus | None = None,
+        number: FromQuery[str | None] = None,
+        defect_code: FromQuery[str | None] = None,
+        status: FromQuery[NcStatus | None] = None,
         cursor: Cursor = None,
         limit: Limit = 50,
     ) -> Page[NonConformance]:
@@ -145,7 +147,9 @@ class NonConformanceController(Controller):
         return await list_readable(session, NonConformance, principal, where=where, cursor=cursor, limit=limit)
 
     @get("/{nc_id:str}", operation_id="get_nonconformance")
-    async def get_nonconformance(self, session: AsyncSession, principal: Principal, nc_id: str) -> NonConformance:
+    async def get_nonconformance(
+        self, session: SessionDep, principal: PrincipalDep, nc_id: FromPath[str]
+    ) -> NonConformance:
         return await get_readable(session, NonConformance, principal, nc_id)
 
 

@@ -6,7 +6,6 @@ so that the plant scope is one indexed column on every table that needs it.
 
 from __future__ import annotations
 
-from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
@@ -16,7 +15,7 @@ from sqlmodel import Field
 
 from loopline.catalog.models import Severity
 from loopline.core.access import PlantScopedEntity
-from loopline.core.types import MAX_INT, EnumString, UTCDateTime, UTCTimestamp, one_of
+from loopline.core.types import MAX_INT, EnumString, Money, UTCDateTime, UTCTimestamp, one_of
 
 
 class BatchStatus(StrEnum):
@@ -188,6 +187,35 @@ class QualityCost(PlantScopedEntity, table=True):
     ref: str = Field(default="", max_length=64)
     category: CostCategory = Field(sa_type=EnumString(CostCategory, 20))
     description: str = Field(default="", max_length=400)
-    amount: Decimal = Field(sa_column=Column(Numeric(14, 2), nullable=False), max_digits=14, decimal_places=2)
+    amount: Money = Field(sa_column=Column(Numeric(14, 2), nullable=False), max_digits=14, decimal_places=2)
     currency: str = Field(default="EUR", max_length=3, min_length=3)
     incurred_at: UTCTimestamp = Field(sa_type=UTCDateTime)
+
+
+class DefectConflict(PlantScopedEntity, table=True):
+    """Two offline edits of the same defect field: the later arrival won; a supervisor reviews."""
+
+    __entity__ = "defect_conflict"
+
+    defect_id: str = Field(foreign_key="defect.id", index=True, max_length=36)
+    field: str = Field(max_length=40)
+    base_version: int = Field(ge=0, le=MAX_INT)
+    # [{"user_id", "value", "version"}]: the overwritten edit first, the winning edit second.
+    edits: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    reviewed_by: str | None = Field(default=None, foreign_key="user.id", max_length=36)
+    reviewed_at: UTCTimestamp | None = Field(default=None, sa_type=UTCDateTime)
+
+
+DEFECT_TRANSITIONS: dict[str, set[str]] = {
+    DefectStatus.OPEN: {DefectStatus.CONTAINED, DefectStatus.CLOSED},
+    DefectStatus.CONTAINED: {DefectStatus.OPEN, DefectStatus.CLOSED},
+    DefectStatus.CLOSED: {DefectStatus.OPEN},
+}
+
+NC_TRANSITIONS: dict[str, set[str]] = {
+    NcStatus.OPEN: {NcStatus.CONTAINED, NcStatus.INVESTIGATING},
+    NcStatus.CONTAINED: {NcStatus.INVESTIGATING},
+    NcStatus.INVESTIGATING: {NcStatus.DISPOSITIONED},
+    NcStatus.DISPOSITIONED: {NcStatus.CLOSED, NcStatus.INVESTIGATING},
+    NcStatus.CLOSED: set(),
+}

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from litestar import Controller, get
+from litestar.params import FromPath, FromQuery
 from pydantic import BaseModel
 from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from loopline.core.access import Principal
-from loopline.core.api import Cursor, IdFilter, Limit
+from loopline.core.api import Cursor, IdFilter, Limit, PrincipalDep, SessionDep
 from loopline.core.pagination import Page, equal_filters, get_readable, list_readable
 from loopline.threads.models import Message, SubjectType, Thread, ThreadParticipant
 
@@ -27,33 +28,37 @@ async def summarize(session: AsyncSession, principal: Principal, threads: list[T
     if not ids:
         return []
     visible = Message.read_filter(principal)
-    read_seqs = dict(
-        await session.execute(
-            select(col(ThreadParticipant.thread_id), col(ThreadParticipant.read_seq)).where(
-                col(ThreadParticipant.thread_id).in_(ids),
-                col(ThreadParticipant.user_id) == principal.user_id,
-            )
-        )
-    )
-    unread = dict(
-        await session.execute(
-            select(col(Message.thread_id), func.count())
-            .outerjoin(
-                ThreadParticipant,
-                and_(
-                    col(ThreadParticipant.thread_id) == Message.thread_id,
+    read_seqs: dict[str, int] = dict(
+        (
+            await session.execute(
+                select(col(ThreadParticipant.thread_id), col(ThreadParticipant.read_seq)).where(
+                    col(ThreadParticipant.thread_id).in_(ids),
                     col(ThreadParticipant.user_id) == principal.user_id,
-                ),
+                )
             )
-            .where(
-                col(Message.thread_id).in_(ids),
-                col(Message.thread_seq) > func.coalesce(ThreadParticipant.read_seq, 0),
-                col(Message.deleted_at).is_(None),
-                col(Message.author_id) != principal.user_id,
-                visible,
+        ).all()
+    )
+    unread: dict[str, int] = dict(
+        (
+            await session.execute(
+                select(col(Message.thread_id), func.count())
+                .outerjoin(
+                    ThreadParticipant,
+                    and_(
+                        col(ThreadParticipant.thread_id) == Message.thread_id,
+                        col(ThreadParticipant.user_id) == principal.user_id,
+                    ),
+                )
+                .where(
+                    col(Message.thread_id).in_(ids),
+                    col(Message.thread_seq) > func.coalesce(ThreadParticipant.read_seq, 0),
+                    col(Message.deleted_at).is_(None),
+                    col(Message.author_id) != principal.user_id,
+                    visible,
+                )
+                .group_by(col(Message.thread_id))
             )
-            .group_by(col(Message.thread_id))
-        )
+        ).all()
     )
     newest = (
         select(col(Message.thread_id), func.max(col(Message.thread_seq)).label("seq"))
@@ -84,9 +89,9 @@ class ThreadController(Controller):
     @get("/", operation_id="list_threads")
     async def list_threads(
         self,
-        session: AsyncSession,
-        principal: Principal,
-        subject_type: SubjectType | None = None,
+        session: SessionDep,
+        principal: PrincipalDep,
+        subject_type: FromQuery[SubjectType | None] = None,
         subject_id: IdFilter = None,
         cursor: Cursor = None,
         limit: Limit = 50,
@@ -102,7 +107,7 @@ class ThreadController(Controller):
         return Page[ThreadSummary](items=await summarize(session, principal, page.items), next_cursor=page.next_cursor)
 
     @get("/{thread_id:str}", operation_id="get_thread")
-    async def get_thread(self, session: AsyncSession, principal: Principal, thread_id: str) -> ThreadSummary:
+    async def get_thread(self, session: SessionDep, principal: PrincipalDep, thread_id: FromPath[str]) -> ThreadSummary:
         thread = await get_readable(session, Thread, principal, thread_id)
         return (await summarize(session, principal, [thread]))[0]
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 from enum import StrEnum
 
 from sqlalchemy import JSON, Column, ColumnElement, UniqueConstraint, and_, exists, or_, select, true
+from sqlalchemy.orm import aliased
 from sqlmodel import Field, col
 
 from loopline.core.access import Principal, Role, ScopedEntity, member_of
-from loopline.core.entity import thread_scope, user_scope
+from loopline.core.entity import customer_thread_scope, thread_scope, user_scope
 from loopline.core.types import MAX_INT, EnumString, UTCDateTime, UTCTimestamp, one_of
 
 
@@ -31,16 +32,16 @@ class Thread(ScopedEntity, table=True):
     last_seq: int = Field(default=0, ge=0, le=MAX_INT)
 
     def scope_keys(self) -> list[str]:
-        return [thread_scope(self.id)]
+        return [thread_scope(self.id), customer_thread_scope(self.id)]
 
     @classmethod
     def read_filter(cls, principal: Principal) -> ColumnElement[bool]:
         if principal.is_admin:
             return true()
+        # An alias, so the subquery never correlates with a ThreadParticipant of the outer query.
+        member = aliased(ThreadParticipant)
         participant = exists(
-            select(col(ThreadParticipant.id)).where(
-                col(ThreadParticipant.thread_id) == cls.id, col(ThreadParticipant.user_id) == principal.user_id
-            )
+            select(col(member.id)).where(col(member.thread_id) == cls.id, col(member.user_id) == principal.user_id)
         )
         if principal.role is Role.SUPERVISOR:
             return or_(participant, member_of(cls.subject_scope, principal.scope_keys()))
@@ -62,7 +63,15 @@ class ThreadParticipant(ScopedEntity, table=True):
 
     @classmethod
     def read_filter(cls, principal: Principal) -> ColumnElement[bool]:
-        return true() if principal.is_admin else col(cls.user_id) == principal.user_id
+        if principal.is_admin:
+            return true()
+        own = col(cls.user_id) == principal.user_id
+        if not principal.is_staff:
+            return own
+        # Staff see who else takes part in the threads they can read.
+        return or_(
+            own, exists(select(col(Thread.id)).where(col(Thread.id) == cls.thread_id, Thread.read_filter(principal)))
+        )
 
 
 class Visibility(StrEnum):
@@ -84,6 +93,8 @@ class Message(ScopedEntity, table=True):
     deleted_at: UTCTimestamp | None = Field(default=None, sa_type=UTCDateTime)
 
     def scope_keys(self) -> list[str]:
+        if self.visibility == Visibility.CUSTOMER:
+            return [customer_thread_scope(self.thread_id)]
         return [thread_scope(self.thread_id)]
 
     @classmethod

@@ -1,0 +1,42 @@
+"""The server epoch and the compaction horizon, kept in `server_meta`.
+
+The epoch names this database's history. Restoring a backup rewinds the change log, so
+after a restore the operator runs `loopline sync new-epoch`: every device then rebuilds
+its read model (keeping its outbox) instead of trusting a cursor from a lost future.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from loopline.core.ids import new_id
+from loopline.syncing.models import ServerMeta
+
+EPOCH = "epoch"
+COMPACTION_HORIZON = "compaction_horizon_seq"
+
+
+async def read_meta(session: AsyncSession, key: str) -> str | None:
+    row = await session.get(ServerMeta, key)
+    return row.value if row else None
+
+
+async def server_epoch(session: AsyncSession) -> str:
+    """The epoch, created on first use (inside the caller's write transaction)."""
+    epoch = await read_meta(session, EPOCH)
+    if epoch is None:
+        epoch = new_id()
+        session.add(ServerMeta(key=EPOCH, value=epoch))
+        await session.flush()
+    return epoch
+
+
+async def new_epoch(session: AsyncSession) -> str:
+    epoch = new_id()
+    await session.merge(ServerMeta(key=EPOCH, value=epoch))
+    await session.flush()
+    return epoch
+
+
+async def compaction_horizon(session: AsyncSession) -> int:
+    return int(await read_meta(session, COMPACTION_HORIZON) or 0)

@@ -1,0 +1,191 @@
+"""`/sync/pull`: page the change log to a device, filtered by what its user may read.
+
+With no cursor a pull is an initial sync: the current state of every readable entity as
+`put`s (the latest log row of each entity up to a snapshot seq), in seq order, then the
+log after the snapshot. A cursor from another epoch or from before the compaction
+horizon answers `reset_required`, and so does a user who gained a scope (new data
+cannot be sent as a diff of the log); a user who lost scopes receives deletes for what
+left them. `last_mid` and the page come from one read transaction.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, func
+from sqlalchemy import select as select_from
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
+
+from loopline.core.access import Principal
+from loopline.core.changelog import ChangeLog
+from loopline.core.errors import AppError
+from loopline.core.runtime import Runtime
+from loopline.syncing.meta import compaction_horizon, server_epoch
+from loopline.syncing.models import SyncClient
+from loopline.syncing.push import bind_client, check_schema_version
+from loopline.syncing.scopes import in_scopes, readable_scopes
+from loopline_sync import SCHEMA_VERSION
+from loopline_sync.cursor import Cursor, InvalidCursor, scope_hash
+from loopline_sync.protocol import Change, PullRequest, PullResponse
+
+ALL_SCOPES = "*"
+KEPT_SCOPE_SETS = 5
+# A scope difference is sent in one response; more than this is a reset instead.
+MAX_SCOPE_DIFF_ROWS = 5000
+
+
+def _change(row: Any) -> Change:
+    return Change(seq=row.seq, entity=row.entity, id=row.entity_id, op=row.op, version=row.version, data=row.data)
+
+
+def _latest_rows(scopes: frozenset[str] | None, *, up_to: int, after: int, limit: int) -> Select[Any]:
+    """Each entity's newest readable log row up to `up_to`, if it is a put: the state at that seq."""
+    ranked = (
+        select(
+            ChangeLog,
+            func.row_number()
+            .over(partition_by=(col(ChangeLog.entity), col(ChangeLog.entity_id)), order_by=col(ChangeLog.seq).desc())
+            .label("rank"),
+        )
+        .where(in_scopes(scopes), col(ChangeLog.seq) <= up_to)
+        .subquery()
+    )
+    return (
+        select_from(ranked)
+        .where(ranked.c.rank == 1, ranked.c.op == "put", ranked.c.seq > after)
+        .order_by(ranked.c.seq)
+        .limit(limit)
+    )
+
+
+def _log_rows(scopes: frozenset[str] | None, *, after: int, limit: int) -> Select[Any]:
+    return (
+        select(ChangeLog).where(in_scopes(scopes), col(ChangeLog.seq) > after).order_by(col(ChangeLog.seq)).limit(limit)
+    )
+
+
+class _DifferenceTooLarge(Exception):
+    pass
+
+
+async def _state_in(session: AsyncSession, scopes: frozenset[str], up_to: int) -> list[Change]:
+    rows = (await session.execute(_latest_rows(scopes, up_to=up_to, after=0, limit=MAX_SCOPE_DIFF_ROWS + 1))).all()
+    if len(rows) > MAX_SCOPE_DIFF_ROWS:
+        raise _DifferenceTooLarge
+    return [_change(r) for r in rows]
+
+
+async def _scope_difference(
+    session: AsyncSession, before: frozenset[str], now: frozenset[str], up_to: int
+) -> list[Change]:
+    """What a change of scopes means for a read model that is current at `up_to`.
+
+    Entities readable only through lost scopes are deleted; entities of gained thread
+    scopes are sent as they were at `up_to` (the log continues from there).
+    """
+    changes: list[Change] = []
+    lost, gained = before - now, now - before
+    if lost:
+        still = {(c.entity, c.id) for c in await _state_in(session, now, up_to)}
+        changes.extend(
+            Change(seq=up_to, entity=c.entity, id=c.id, op="delete", version=c.version)
+            for c in await _state_in(session, lost, up_to)
+            if (c.entity, c.id) not in still
+        )
+    if gained:
+        changes.extend(await _state_in(session, gained, up_to))
+    return changes
+
+
+def _only_threads(scopes: frozenset[str]) -> bool:
+    return all(key.startswith("thread:") for key in scopes)
+
+
+async def _bind_and_record_scopes(
+    runtime: Runtime, principal: Principal, client_id: str, scopes: frozenset[str] | None, now: datetime
+) -> tuple[str, dict[str, list[str]]]:
+    """Bind the client (first contact) and remember the scope set served; returns the epoch and the known sets."""
+    keys = [ALL_SCOPES] if scopes is None else sorted(scopes)
+    async with runtime.unit_of_work(actor=principal.user_id, command="sync.pull") as session:
+        client = await bind_client(session, client_id, principal, now)
+        epoch = await server_epoch(session)
+        known = {h: v for h, v in client.scope_sets.items() if h != scope_hash(keys)}
+        recent = dict(list(known.items())[-(KEPT_SCOPE_SETS - 1) :])
+        client.scope_sets = {**recent, scope_hash(keys): keys}
+        client.last_pull_at = now
+    return epoch, client.scope_sets
+
+
+async def pull(runtime: Runtime, principal: Principal, request: PullRequest) -> PullResponse:
+    check_schema_version(request.schema_version, oldest=SCHEMA_VERSION)
+    try:
+        cursor = Cursor.decode(request.cursor) if request.cursor else None
+    except InvalidCursor as exc:
+        raise AppError("invalid_cursor", "The cursor is not one this server issued.") from exc
+    async with runtime.db.read_session() as probe:
+        scopes = await readable_scopes(probe, principal)
+    epoch, scope_sets = await _bind_and_record_scopes(
+        runtime, principal, request.client_id, scopes, runtime.clock.now()
+    )
+    current_hash = scope_hash([ALL_SCOPES] if scopes is None else scopes)
+
+    async with runtime.db.read_session() as session:
+        if session.get_bind().dialect.name == "postgresql":
+            await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+        last_mid = (
+            await session.scalar(select(SyncClient.last_mid).where(SyncClient.client_id == request.client_id)) or 0
+        )
+        high_water = await session.scalar(select(func.max(ChangeLog.seq))) or 0
+
+        def reset() -> PullResponse:
+            fresh = Cursor(epoch, "snapshot", high_water, 0, current_hash)
+            return PullResponse(
+                cursor=fresh.encode(), last_mid=last_mid, has_more=True, reset_required=True, changes=[]
+            )
+
+        changes: list[Change] = []
+        if cursor is None:
+            cursor = Cursor(epoch, "snapshot", high_water, 0, current_hash)
+        elif cursor.epoch != epoch or cursor.seq < await compaction_horizon(session):
+            return reset()
+        elif cursor.scope_hash != current_hash:
+            before = frozenset(scope_sets.get(cursor.scope_hash, [ALL_SCOPES]))
+            if (
+                scopes is None
+                or ALL_SCOPES in before
+                or cursor.phase == "snapshot"
+                or not _only_threads(scopes - before)
+            ):
+                return reset()
+            try:
+                changes = await _scope_difference(session, before, scopes, cursor.seq)
+            except _DifferenceTooLarge:
+                return reset()
+            cursor = Cursor(epoch, cursor.phase, cursor.snapshot_seq, cursor.seq, current_hash)
+
+        room = request.limit
+        if cursor.phase == "snapshot":
+            rows = (
+                await session.execute(_latest_rows(scopes, up_to=cursor.snapshot_seq, after=cursor.seq, limit=room + 1))
+            ).all()
+            page = [_change(r) for r in rows[:room]]
+            changes.extend(page)
+            if len(rows) > room:
+                next_cursor = Cursor(epoch, "snapshot", cursor.snapshot_seq, page[-1].seq, current_hash)
+                return PullResponse(
+                    cursor=next_cursor.encode(), last_mid=last_mid, has_more=True, reset_required=False, changes=changes
+                )
+            room -= len(page)
+            cursor = Cursor(epoch, "log", cursor.snapshot_seq, cursor.snapshot_seq, current_hash)
+
+        rows = (await session.execute(_log_rows(scopes, after=cursor.seq, limit=room + 1))).scalars().all()
+        page = [_change(r) for r in rows[:room]]
+        changes.extend(page)
+        last_seq = page[-1].seq if page else cursor.seq
+        has_more = len(rows) > room
+    next_cursor = Cursor(epoch, "log", last_seq, last_seq, current_hash)
+    return PullResponse(
+        cursor=next_cursor.encode(), last_mid=last_mid, has_more=has_more, reset_required=False, changes=changes
+    )

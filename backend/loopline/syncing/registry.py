@@ -1,0 +1,120 @@
+"""How a mutation is applied: the context handlers get, their errors, shared helpers.
+
+Each domain registers handlers for its mutation names (`quality.mutations`,
+`threads.mutations`, …). A handler validates its args, checks permissions with the
+server's authority, writes through the unit of work's session, and returns the version
+of the entity it wrote. A `MutationRejected` is a permanent failure: the push records it
+and moves on; anything transient propagates and fails the whole push with 503.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import select
+
+from loopline.core.access import Principal, ScopedEntity
+from loopline.core.uow import UnitOfWork
+
+M = TypeVar("M", bound=BaseModel)
+E = TypeVar("E", bound=ScopedEntity)
+
+
+class MutationRejected(Exception):
+    """The mutation can never succeed as sent; it is answered `rejected` with this code."""
+
+    def __init__(self, code: str, message: str, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.details = details or {}
+
+
+@dataclass
+class MutationContext:
+    session: AsyncSession
+    uow: UnitOfWork
+    principal: Principal
+    client_id: str
+    mutation_id: str
+    now: datetime
+    client_ts: datetime | None
+
+
+Handler = Callable[[MutationContext, dict[str, Any]], Awaitable[int | None]]
+
+
+def parse_args(schema: type[M], args: dict[str, Any]) -> M:
+    try:
+        return schema.model_validate(args)
+    except ValidationError as exc:
+        fields = [{"loc": list(e["loc"]), "message": e["msg"]} for e in exc.errors()]
+        raise MutationRejected("validation_error", "The mutation's args are not valid.", {"fields": fields}) from exc
+
+
+async def readable(ctx: MutationContext, model: type[E], entity_id: str | None) -> E:
+    """The entity if this user may read it; otherwise the mutation is rejected as not found."""
+    row = None
+    if entity_id is not None:
+        row = (
+            await ctx.session.scalars(select(model).where(model.id == entity_id, model.read_filter(ctx.principal)))
+        ).one_or_none()
+    if row is None:
+        raise MutationRejected(
+            "not_found",
+            f"No {model.__entity__} {entity_id!r} that you can read.",
+            {"entity": model.__entity__, "id": entity_id},
+        )
+    return row
+
+
+def require(condition: bool, code: str = "forbidden", message: str = "Your role may not do this.") -> None:
+    if not condition:
+        raise MutationRejected(code, message)
+
+
+def check_same_content(existing: ScopedEntity, compare: dict[str, Any]) -> None:
+    """A create whose id exists is a no-op when the content is the same, else `id_conflict`."""
+    stored = existing.public_data()
+    differing = sorted(name for name, value in compare.items() if stored.get(name) != value)
+    if differing:
+        raise MutationRejected(
+            "id_conflict", "An entity with this id exists with other content.", {"id": existing.id, "fields": differing}
+        )
+
+
+async def create_once(ctx: MutationContext, entity: E, compare: dict[str, Any]) -> tuple[E, bool]:
+    """Insert `entity` unless its id exists (see `check_same_content`); returns the row and whether it is new."""
+    existing = await ctx.session.get(type(entity), entity.id)
+    if existing is not None:
+        check_same_content(existing, compare)
+        return existing, False
+    ctx.session.add(entity)
+    await ctx.session.flush()
+    return entity, True
+
+
+def status_command(current: str, from_status: str, to_status: str, allowed: dict[str, set[str]]) -> bool:
+    """The shared rule of `*.set_status`: returns whether the status must change.
+
+    `from == current` applies (if the lifecycle allows it); `current == to` is already
+    done; anything else is a stale transition, rejected with the current status.
+    """
+    if current == to_status:
+        return False
+    if current != from_status:
+        raise MutationRejected(
+            "stale_transition", f"The status is {current!r}, not {from_status!r}.", {"current": current}
+        )
+    if to_status not in allowed.get(current, set()):
+        raise MutationRejected(
+            "invalid_transition",
+            f"{current!r} cannot become {to_status!r}.",
+            {"current": current, "allowed": sorted(allowed.get(current, set()))},
+        )
+    return True

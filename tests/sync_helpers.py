@@ -1,0 +1,91 @@
+"""Speaking the sync protocol over the test client: pushes, pulls, and the server's scoped state."""
+
+from __future__ import annotations
+
+import uuid
+from itertools import count
+from typing import Any
+
+from litestar.testing import AsyncTestClient
+from sqlmodel import select
+
+from loopline.core.access import Principal, ScopedEntity
+from loopline.core.runtime import Runtime
+
+ReadModel = dict[tuple[str, str], tuple[int, dict[str, Any]]]
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+class Device:
+    """A minimal protocol client: a client id, a mid counter, a cursor and a read model."""
+
+    def __init__(self, client: AsyncTestClient[Any], headers: dict[str, str]) -> None:
+        self.client = client
+        self.headers = headers
+        self.client_id = new_id()
+        self.mids = count(1)
+        self.cursor: str | None = None
+        self.read_model: ReadModel = {}
+
+    def mutation(self, name: str, args: dict[str, Any], mid: int | None = None) -> dict[str, Any]:
+        return {"mid": mid if mid is not None else next(self.mids), "id": new_id(), "name": name, "args": args}
+
+    async def push(self, mutations: list[dict[str, Any]], schema_version: int = 1) -> Any:
+        return await self.client.post(
+            "/api/v1/sync/push",
+            headers=self.headers,
+            json={"client_id": self.client_id, "schema_version": schema_version, "mutations": mutations},
+        )
+
+    async def push_ok(self, *mutations: dict[str, Any]) -> dict[str, Any]:
+        response = await self.push(list(mutations))
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    async def pull_page(self, limit: int = 500) -> dict[str, Any]:
+        response = await self.client.post(
+            "/api/v1/sync/pull",
+            headers=self.headers,
+            json={"client_id": self.client_id, "schema_version": 1, "cursor": self.cursor, "limit": limit},
+        )
+        assert response.status_code == 200, response.text
+        page: dict[str, Any] = response.json()
+        if page["reset_required"]:
+            self.read_model.clear()
+        for change in page["changes"]:
+            key = (change["entity"], change["id"])
+            if change["op"] == "delete":
+                self.read_model.pop(key, None)
+            elif key not in self.read_model or self.read_model[key][0] <= change["version"]:
+                self.read_model[key] = (change["version"], change["data"])
+        self.cursor = page["cursor"]
+        return page
+
+    async def pull_all(self, limit: int = 500) -> None:
+        while True:
+            page = await self.pull_page(limit)
+            if not page["has_more"]:
+                return
+
+
+def _tables(base: type[ScopedEntity] = ScopedEntity) -> list[type[ScopedEntity]]:
+    found = []
+    for cls in base.__subclasses__():
+        if hasattr(cls, "__table__"):
+            found.append(cls)
+        found.extend(_tables(cls))
+    return found
+
+
+async def server_state(runtime: Runtime, principal: Principal) -> ReadModel:
+    """The user's readable state, read from the domain tables (not from the change log)."""
+    state: ReadModel = {}
+    async with runtime.db.read_session() as session:
+        for model in _tables():
+            for row in await session.scalars(select(model).where(model.read_filter(principal))):
+                state[(model.__entity__, row.id)] = (row.version, row.public_data())
+    return state
