@@ -128,3 +128,12 @@ def world_login(world_client: AsyncTestClient[Any]) -> Login:
         return {"Authorization": f"Bearer {(await sign_in(world_client, username))['access_token']}"}
 
     return headers_for
+
+
+@pytest.fixture(scope="session")
+def sync_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    """The demo world once; sync simulations each work on a copy of it (see tests/sync_world.py)."""
+    fresh = FreshDatabase.create(tmp_path_factory.mktemp("sync-template"), **GENEROUS_LIMITS)
+    asyncio.run(load_demo_into(fresh.settings))
+    yield fresh.settings
+    fresh.drop()

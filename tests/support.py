@@ -29,7 +29,13 @@ ROOT = Path(__file__).resolve().parent.parent
 TEST_DATABASE_URL = os.environ.get("LOOPLINE_TEST_DATABASE_URL", "")
 DEMO_PASSWORD = "loopline-demo"
 # Shared test worlds sign in many times from one address; the rate-limit test builds its own.
-GENEROUS_LIMITS = {"login_attempts_per_user": 10_000, "login_attempts_per_address": 10_000}
+GENEROUS_LIMITS = {
+    "login_attempts_per_user": 10_000,
+    "login_attempts_per_address": 10_000,
+    # Cheap password hashes: the suite signs in hundreds of times; the cost is a setting.
+    "password_hash_time_cost": 1,
+    "password_hash_memory_kib": 1024,
+}
 
 
 def _admin_dsn(url: str) -> str:

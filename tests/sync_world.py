@@ -75,6 +75,8 @@ class World:
     client: AsyncTestClient[Any]
     runtime: Runtime
     tmp: Path
+    # The simulations model crashes at the protocol level; fsyncs on every write only slow them.
+    store_synchronous: str = "FULL"
     handsets: list[Handset] = field(default_factory=list)
 
     def handset(
@@ -91,7 +93,7 @@ class World:
         rng = random.Random(seed)
         http = HttpTransport("http://testserver.local", client=self.client)
         faulty = FaultyTransport(http, rng, rates=rates or {}, sleep=no_wait)
-        store = LocalStore(self.tmp / f"{store_name or uuid.uuid4().hex}.db")
+        store = LocalStore(self.tmp / f"{store_name or uuid.uuid4().hex}.db", synchronous=self.store_synchronous)
         auth = Auth(HttpTransport("http://testserver.local", client=self.client), username, DEMO_PASSWORD)
         engine = SyncEngine(
             store, faulty, auth, rng=random.Random(seed + 1), sleep=sleep, batch_size=batch_size, pull_limit=pull_limit
@@ -109,13 +111,18 @@ class World:
 
 
 @asynccontextmanager
-async def world(template: Settings, tmp: Path) -> AsyncIterator[World]:
-    """A fresh copy of the demo world with the app running in-process."""
-    async with cloned_database(template, tmp / "db") as settings:
+async def world(template: Settings, tmp: Path, *, durable: bool = True) -> AsyncIterator[World]:
+    """A fresh copy of the demo world with the app running in-process.
+
+    `durable=False` skips fsyncs on the server database and the device stores, for
+    simulations whose subject is the protocol, not the disk (the crash test keeps them).
+    """
+    async with cloned_database(template, tmp / "db") as cloned:
+        settings = cloned if durable else replace(cloned, sqlite_synchronous="NORMAL")
         runtime = Runtime(settings=settings, db=Database.open(settings))
         try:
             async with AsyncTestClient(create_app(settings)) as client:
-                built = World(client, runtime, tmp)
+                built = World(client, runtime, tmp, store_synchronous="FULL" if durable else "NORMAL")
                 try:
                     yield built
                 finally:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import random
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,20 +15,10 @@ from loopline.syncing.models import AppliedMutation, SyncClient
 from loopline.threads.models import Message, Thread
 from loopline_sync.errors import ClientOwnedByOtherUser
 from loopline_sync.transport import Fault
-from tests.support import GENEROUS_LIMITS, FreshDatabase, load_demo_into
 from tests.sync_helpers import new_id, server_state
 from tests.sync_world import Handset, World, world
 
 LOT_018 = "CN-SZ-L2-2406-018"
-
-
-@pytest.fixture(scope="session")
-def sync_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
-    """The demo world once; each test works on a copy of it."""
-    fresh = FreshDatabase.create(tmp_path_factory.mktemp("sync-template"), **GENEROUS_LIMITS)
-    asyncio.run(load_demo_into(fresh.settings))
-    yield fresh.settings
-    fresh.drop()
 
 
 async def lot_id(w: World, lot_no: str) -> str:

@@ -100,7 +100,7 @@ def _dumps(value: Any) -> str:
 class LocalStore:
     """A durable SQLite file; create one per user and device (the client id is per file)."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, synchronous: str = "FULL") -> None:
         self.path = str(path)
         self._lock = threading.Lock()
         # isolation_level=None: we issue BEGIN IMMEDIATE ourselves, so a write takes the
@@ -109,7 +109,10 @@ class LocalStore:
         self._conn.execute("PRAGMA busy_timeout = 10000")
         self._conn.execute("PRAGMA journal_mode = WAL")
         # FULL: an enqueue that returned must survive a power cut (NORMAL in WAL may not).
-        self._conn.execute("PRAGMA synchronous = FULL")
+        # Simulations that model crashes differently may pass NORMAL to skip the fsyncs.
+        if synchronous not in {"FULL", "NORMAL"}:
+            raise ValueError("synchronous is FULL or NORMAL")
+        self._conn.execute(f"PRAGMA synchronous = {synchronous}")
         self._migrate()
 
     # -- lifecycle ---------------------------------------------------------------

@@ -40,6 +40,9 @@ class Settings:
     # SQLite `synchronous` setting; see README "Durability".
     sqlite_synchronous: str = "FULL"
     sqlite_busy_timeout_ms: int = 5000
+    # argon2id cost for new password hashes (see people/passwords.py).
+    password_hash_time_cost: int = 3
+    password_hash_memory_kib: int = 65536
     # Comma-separated crash points for the fault-injection tests (e.g. "kill_after_push_commit");
     # empty in every real deployment.
     fault_injection: str = ""

@@ -663,6 +663,7 @@ async def load_demo(runtime: Runtime) -> None:
         users = {
             spec.username: await add_user(
                 session,
+                runtime.settings,
                 username=spec.username,
                 password=DEMO_PASSWORD,
                 display_name=spec.display_name,

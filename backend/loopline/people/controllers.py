@@ -169,7 +169,7 @@ class UserAdminController(Controller):
                 raise NotFound("user", user_id)
             password = changes.pop("password", None)
             if password:
-                user.password_hash = hash_password(password)
+                user.password_hash = hash_password(password, runtime.settings)
             for name, value in changes.items():
                 if value is not None:
                     setattr(user, name, value)

@@ -18,6 +18,7 @@ from loopline.core.auth import NotAuthenticated, issue_access_token
 from loopline.core.errors import AppError
 from loopline.core.ids import new_id
 from loopline.core.runtime import Runtime
+from loopline.core.settings import Settings
 from loopline.customer.models import Account
 from loopline.people.models import Membership, MembershipKind, RefreshToken, User
 from loopline.people.passwords import hash_password, verify_password
@@ -39,6 +40,7 @@ def _token_hash(token: str) -> str:
 
 async def add_user(
     session: AsyncSession,
+    settings: Settings,
     *,
     username: str,
     password: str,
@@ -54,7 +56,7 @@ async def add_user(
             "display_name": display_name,
             "role": role,
             "email": email,
-            "password_hash": hash_password(password),
+            "password_hash": hash_password(password, settings),
         }
     )
     session.add(user)
@@ -66,7 +68,7 @@ async def add_user(
 async def create_user(runtime: Runtime, *, actor: str, **details: Any) -> User:
     """Create a user (see `add_user` for the details) in a transaction of its own."""
     async with runtime.unit_of_work(actor=actor, command="users.create") as session:
-        return await add_user(session, **details)
+        return await add_user(session, runtime.settings, **details)
 
 
 async def _issue_session_tokens(runtime: Runtime, session: AsyncSession, user: User, family_id: str) -> TokenPair:
