@@ -10,12 +10,13 @@ from sqlmodel import col, select
 
 from loopline.core.access import Principal
 from loopline.core.runtime import Runtime
+from loopline.core.settings import Settings
 from loopline.people.models import Membership, MembershipKind
 from loopline.people.service import load_principal
 from loopline.quality.models import DefectConflict
-from loopline.syncing.meta import new_epoch
 from loopline.threads.models import Message
 from tests.conftest import Login
+from tests.support import cli
 from tests.sync_helpers import Device, new_id, server_state
 
 LOT_018 = "CN-SZ-L2-2406-018"
@@ -301,12 +302,12 @@ async def test_pull_scopes_lost_scopes_and_resumed_pages(
 
 
 async def test_new_epoch_resets_and_old_clients_are_told(
-    world_client: AsyncTestClient[Any], world_login: Login, world_runtime: Runtime, ids: dict[str, str]
+    world_client: AsyncTestClient[Any], world_login: Login, world_runtime: Runtime, world_settings: Settings
 ) -> None:
     wang = await device(world_client, world_login, "jana.novak")
     await wang.pull_all()
-    async with world_runtime.unit_of_work(actor="test") as session:
-        await new_epoch(session)
+    # The operator restored a backup and starts a new epoch.
+    assert "sync epoch is now" in cli(world_settings, "sync", "new-epoch").stdout
     page = await wang.pull_page()
     assert page["reset_required"] is True
     await wang.pull_all()

@@ -167,6 +167,24 @@ def users_create(
     click.echo(f"created {user.username} ({user.role}) {user.id}")
 
 
+@main.group("sync")
+def sync_group() -> None:
+    """Offline sync administration."""
+
+
+@sync_group.command("new-epoch")
+@click.pass_context
+def sync_new_epoch(ctx: click.Context) -> None:
+    """Start a new sync epoch (run after restoring a backup): every device rebuilds its read model."""
+    from loopline.syncing.meta import new_epoch
+
+    async def work(runtime: Runtime) -> str:
+        async with runtime.unit_of_work(actor="system:cli", command="sync.new_epoch") as session:
+            return await new_epoch(session)
+
+    click.echo(f"sync epoch is now {_with_runtime(_settings(ctx.find_root()), work)}")
+
+
 @main.group()
 def audit() -> None:
     """The tamper-evident audit chain."""
