@@ -6,7 +6,6 @@ fresh database is then created beside that one and dropped afterwards.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ from loopline.app import create_app
 from loopline.core.db import Database
 from loopline.core.runtime import Runtime
 from loopline.core.settings import Settings
-from tests.support import DEMO_PASSWORD, GENEROUS_LIMITS, FreshDatabase, load_demo_into
+from tests.support import DEMO_PASSWORD, GENEROUS_LIMITS, FreshDatabase, demo_world
 
 Headers = dict[str, str]
 Login = Callable[[str], Awaitable[Headers]]
@@ -27,10 +26,8 @@ Login = Callable[[str], Awaitable[Headers]]
 @pytest.fixture(scope="session")
 def demo_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     """A migrated database holding the demo data, shared by tests that only read it."""
-    fresh = FreshDatabase.create(tmp_path_factory.mktemp("demo"), **GENEROUS_LIMITS)
-    asyncio.run(load_demo_into(fresh.settings))
-    yield fresh.settings
-    fresh.drop()
+    with demo_world(tmp_path_factory.mktemp("demo")) as settings:
+        yield settings
 
 
 @pytest.fixture
@@ -101,10 +98,8 @@ async def demo_ids(client: AsyncTestClient[Any], login: Login) -> dict[str, str]
 
 @pytest.fixture(scope="module")
 def world_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
-    fresh = FreshDatabase.create(tmp_path_factory.mktemp("world"), **GENEROUS_LIMITS)
-    asyncio.run(load_demo_into(fresh.settings))
-    yield fresh.settings
-    fresh.drop()
+    with demo_world(tmp_path_factory.mktemp("world")) as settings:
+        yield settings
 
 
 @pytest.fixture(scope="module")
@@ -133,7 +128,5 @@ def world_login(world_client: AsyncTestClient[Any]) -> Login:
 @pytest.fixture(scope="session")
 def sync_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     """The demo world once; sync simulations each work on a copy of it (see tests/sync_world.py)."""
-    fresh = FreshDatabase.create(tmp_path_factory.mktemp("sync-template"), **GENEROUS_LIMITS)
-    asyncio.run(load_demo_into(fresh.settings))
-    yield fresh.settings
-    fresh.drop()
+    with demo_world(tmp_path_factory.mktemp("sync-template")) as settings:
+        yield settings

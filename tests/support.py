@@ -42,7 +42,7 @@ def _admin_dsn(url: str) -> str:
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-async def _pg(admin_url: str, sql: str) -> None:
+async def admin_sql(admin_url: str, sql: str) -> None:
     connection = await asyncpg.connect(_admin_dsn(admin_url))
     try:
         await connection.execute(sql)
@@ -63,7 +63,7 @@ class FreshDatabase:
             fresh = cls(Settings.from_env(env={}, data_dir=data_dir, **settings))
         else:
             name = f"loopline_t_{uuid.uuid4().hex[:12]}"
-            asyncio.run(_pg(TEST_DATABASE_URL, f'CREATE DATABASE "{name}"'))
+            asyncio.run(admin_sql(TEST_DATABASE_URL, f'CREATE DATABASE "{name}"'))
             url = make_url(TEST_DATABASE_URL).set(database=name).render_as_string(hide_password=False)
             fresh = cls(Settings.from_env(env={}, data_dir=data_dir, database_url=url, **settings), name)
         migrate.upgrade(fresh.settings)
@@ -71,7 +71,7 @@ class FreshDatabase:
 
     def drop(self) -> None:
         if self._drop:
-            asyncio.run(_pg(TEST_DATABASE_URL, f'DROP DATABASE IF EXISTS "{self._drop}" WITH (FORCE)'))
+            asyncio.run(admin_sql(TEST_DATABASE_URL, f'DROP DATABASE IF EXISTS "{self._drop}" WITH (FORCE)'))
 
 
 async def load_demo_into(settings: Settings) -> None:
@@ -80,6 +80,17 @@ async def load_demo_into(settings: Settings) -> None:
         await load_demo(runtime)
     finally:
         await runtime.db.close()
+
+
+@contextlib.contextmanager
+def demo_world(data_dir: Path) -> Iterator[Settings]:
+    """A fresh database holding the demo data, dropped afterwards."""
+    fresh = FreshDatabase.create(data_dir, **GENEROUS_LIMITS)
+    try:
+        asyncio.run(load_demo_into(fresh.settings))
+        yield fresh.settings
+    finally:
+        fresh.drop()
 
 
 def free_port() -> int:

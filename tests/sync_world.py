@@ -26,7 +26,7 @@ from loopline_sync.auth import Auth
 from loopline_sync.engine import SyncEngine
 from loopline_sync.store import LocalStore
 from loopline_sync.transport import Fault, FaultyTransport, HttpTransport
-from tests.support import DEMO_PASSWORD, TEST_DATABASE_URL, _pg
+from tests.support import DEMO_PASSWORD, TEST_DATABASE_URL, admin_sql
 
 
 async def no_wait(_seconds: float) -> None:
@@ -44,13 +44,13 @@ async def cloned_database(template: Settings, data_dir: Path) -> AsyncIterator[S
         return
     url = make_url(template.database_url)
     name = f"loopline_t_{uuid.uuid4().hex[:12]}"
-    await _pg(TEST_DATABASE_URL, f'CREATE DATABASE "{name}" TEMPLATE "{url.database}"')
+    await admin_sql(TEST_DATABASE_URL, f'CREATE DATABASE "{name}" TEMPLATE "{url.database}"')
     try:
         yield replace(
             template, data_dir=data_dir, database_url=url.set(database=name).render_as_string(hide_password=False)
         )
     finally:
-        await _pg(TEST_DATABASE_URL, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin_sql(TEST_DATABASE_URL, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @dataclass

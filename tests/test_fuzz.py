@@ -6,7 +6,6 @@ deliberately invalid ones (bodies, parameters, paths), and sends them, signed in
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,7 +17,7 @@ from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.core.result import Err
 
-from tests.support import DEMO_PASSWORD, GENEROUS_LIMITS, FreshDatabase, load_demo_into, running_server
+from tests.support import DEMO_PASSWORD, demo_world, running_server
 
 # `logout` would end the session the fuzzer signs in with; it is covered in test_auth.
 SKIPPED_OPERATIONS = {"logout"}
@@ -26,11 +25,8 @@ SKIPPED_OPERATIONS = {"logout"}
 
 @pytest.fixture(scope="module")
 def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    fresh = FreshDatabase.create(tmp_path_factory.mktemp("fuzz"), **GENEROUS_LIMITS)
-    asyncio.run(load_demo_into(fresh.settings))
-    with running_server(fresh.settings) as base:
+    with demo_world(tmp_path_factory.mktemp("fuzz")) as settings, running_server(settings) as base:
         yield base
-    fresh.drop()
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -11,15 +10,13 @@ import httpx
 import pytest
 
 from loopline.core.settings import Settings
-from tests.support import DEMO_PASSWORD, GENEROUS_LIMITS, FreshDatabase, load_demo_into, running_server
+from tests.support import DEMO_PASSWORD, demo_world, running_server
 
 
 @pytest.fixture
 def crash_world(tmp_path: Any) -> Iterator[Settings]:
-    fresh = FreshDatabase.create(tmp_path, **GENEROUS_LIMITS)
-    asyncio.run(load_demo_into(fresh.settings))
-    yield fresh.settings
-    fresh.drop()
+    with demo_world(tmp_path) as settings:
+        yield settings
 
 
 def _headers(base: str) -> dict[str, str]:

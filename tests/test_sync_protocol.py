@@ -342,3 +342,24 @@ async def test_pushes_of_the_previous_schema_are_upcast(
             )
         ).all()
     assert list(bodies) == ["v0 text"]
+
+
+async def test_an_initial_sync_carries_the_newest_200_messages_of_a_thread(
+    world_client: AsyncTestClient[Any], world_login: Login, ids: dict[str, str]
+) -> None:
+    wang = await device(world_client, world_login, "wang.lei")
+    defect_id = new_id()
+    await wang.push_ok(wang.mutation("defect.report", report_defect(ids, defect_id)))
+    thread_id = await defect_thread(world_client, wang.headers, defect_id)
+    posts = [
+        wang.mutation("message.post", {"id": new_id(), "thread_id": thread_id, "body": f"#{n}"}) for n in range(205)
+    ]
+    await wang.push_ok(*posts)
+    tablet = await device(world_client, world_login, "wang.lei")
+    await tablet.pull_all(limit=97)
+    seqs = sorted(
+        data["thread_seq"]
+        for (entity, _), (_, data) in tablet.read_model.items()
+        if entity == "message" and data["thread_id"] == thread_id
+    )
+    assert seqs == list(range(6, 206))

@@ -150,6 +150,11 @@ async def submit_inspection(ctx: MutationContext, raw: dict[str, Any]) -> int:
     return stored.version
 
 
+async def require_defect_code(ctx: MutationContext, code: str) -> None:
+    if await ctx.session.scalar(select(DefectCode.id).where(DefectCode.code == code)) is None:
+        raise MutationRejected("unknown_defect_code", f"No defect code {code!r}.")
+
+
 class DefectReportArgs(_Args):
     id: str = Field(min_length=1, max_length=36)
     batch_id: str | None = Field(default=None, max_length=36)
@@ -170,8 +175,7 @@ async def report_defect(ctx: MutationContext, raw: dict[str, Any]) -> int:
         batch_id = batch_id or (await readable(ctx, Inspection, args.inspection_id)).batch_id
     require(batch_id is not None, "validation_error", "A defect names its batch or its inspection.")
     batch = await readable(ctx, Batch, batch_id)
-    if await ctx.session.scalar(select(DefectCode.id).where(DefectCode.code == args.defect_code)) is None:
-        raise MutationRejected("unknown_defect_code", f"No defect code {args.defect_code!r}.")
+    await require_defect_code(ctx, args.defect_code)
     defect = Defect(
         id=args.id,
         plant_id=batch.plant_id,
@@ -260,11 +264,8 @@ async def update_defect(ctx: MutationContext, raw: dict[str, Any]) -> int:
     require(ctx.principal.is_staff)
     defect = await readable(ctx, Defect, args.id)
     changes = args.fields.model_dump(exclude_unset=True, mode="json")
-    if (
-        "defect_code" in changes
-        and await ctx.session.scalar(select(DefectCode.id).where(DefectCode.code == changes["defect_code"])) is None
-    ):
-        raise MutationRejected("unknown_defect_code", f"No defect code {changes['defect_code']!r}.")
+    if "defect_code" in changes:
+        await require_defect_code(ctx, changes["defect_code"])
     base = await _data_at_version(ctx, defect.id, args.base_version) if args.base_version < defect.version else None
     current = defect.public_data()
     for field, value in changes.items():

@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, func
+from sqlalchemy import Select, func, or_
 from sqlalchemy import select as select_from
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
@@ -32,6 +32,7 @@ from loopline_sync.protocol import Change, PullRequest, PullResponse
 
 ALL_SCOPES = "*"
 KEPT_SCOPE_SETS = 5
+CHAT_HISTORY = 200
 # A scope difference is sent in one response; more than this is a reset instead.
 MAX_SCOPE_DIFF_ROWS = 5000
 
@@ -41,7 +42,11 @@ def _change(row: Any) -> Change:
 
 
 def _latest_rows(scopes: frozenset[str] | None, *, up_to: int, after: int, limit: int) -> Select[Any]:
-    """Each entity's newest readable log row up to `up_to`, if it is a put: the state at that seq."""
+    """Each entity's newest readable log row up to `up_to`, if it is a put: the state at that seq.
+
+    Messages are capped at the newest `CHAT_HISTORY` per thread scope (internal and
+    customer-visible messages count separately); older ones are read online on demand.
+    """
     ranked = (
         select(
             ChangeLog,
@@ -52,10 +57,17 @@ def _latest_rows(scopes: frozenset[str] | None, *, up_to: int, after: int, limit
         .where(in_scopes(scopes), col(ChangeLog.seq) <= up_to)
         .subquery()
     )
+    current = select_from(ranked).where(ranked.c.rank == 1, ranked.c.op == "put").subquery()
+    recent = select_from(
+        current,
+        func.row_number()
+        .over(partition_by=(current.c.entity, current.c.scope_key), order_by=current.c.seq.desc())
+        .label("recent"),
+    ).subquery()
     return (
-        select_from(ranked)
-        .where(ranked.c.rank == 1, ranked.c.op == "put", ranked.c.seq > after)
-        .order_by(ranked.c.seq)
+        select_from(recent)
+        .where(or_(recent.c.entity != "message", recent.c.recent <= CHAT_HISTORY), recent.c.seq > after)
+        .order_by(recent.c.seq)
         .limit(limit)
     )
 
