@@ -49,12 +49,13 @@ BATCH = 100
 PAGE = 500
 
 
-def message(mid: int, thread_id: str) -> Mutation:
+def message(mid: int, threads: list[str]) -> Mutation:
+    """The mid-th message, posted round-robin over the threads."""
     return Mutation(
         mid=mid,
         id=str(uuid.uuid4()),
         name="message.post",
-        args={"id": str(uuid.uuid4()), "thread_id": thread_id, "body": f"reading {mid}: 23.4 µm"},
+        args={"id": str(uuid.uuid4()), "thread_id": threads[mid % len(threads)], "body": f"reading {mid}: 23.4 µm"},
     )
 
 
@@ -65,36 +66,42 @@ async def inspector(runtime: Runtime) -> Principal:
     return Principal(user.id, user.username, Role.INSPECTOR, "bench", plants, frozenset())
 
 
-async def open_thread(runtime: Runtime, principal: Principal) -> str:
+async def open_threads(runtime: Runtime, principal: Principal, count: int) -> list[str]:
+    """Defects with their threads, so messages spread over threads as in a real plant."""
     async with runtime.db.read_session() as session:
         batch = (await session.scalars(select(Batch).where(Batch.lot_no == "CN-SZ-L2-2406-018"))).one()
-    report = Mutation(
-        mid=1,
-        id=str(uuid.uuid4()),
-        name="defect.report",
-        args={
-            "id": str(uuid.uuid4()),
-            "batch_id": batch.id,
-            "defect_code": "CC-THIN",
-            "severity": "major",
-            "captured_at": "2024-06-17T08:12:00Z",
-        },
-    )
-    await push(runtime, principal, PushRequest(client_id="bench-setup", schema_version=1, mutations=[report]))
+    reports = [
+        Mutation(
+            mid=n,
+            id=str(uuid.uuid4()),
+            name="defect.report",
+            args={
+                "id": str(uuid.uuid4()),
+                "batch_id": batch.id,
+                "defect_code": "CC-THIN",
+                "severity": "major",
+                "captured_at": "2024-06-17T08:12:00Z",
+            },
+        )
+        for n in range(1, count + 1)
+    ]
+    await push(runtime, principal, PushRequest(client_id="bench-setup", schema_version=1, mutations=reports))
     async with runtime.db.read_session() as session:
-        return (await session.scalars(select(Thread.id))).one()
+        return list(await session.scalars(select(Thread.id)))
 
 
-async def push_service(runtime: Runtime, principal: Principal, thread_id: str, count: int) -> float:
+async def push_service(runtime: Runtime, principal: Principal, threads: list[str], count: int) -> float:
     client_id = f"bench-{uuid.uuid4()}"
     started = time.perf_counter()
     for first in range(1, count + 1, BATCH):
-        batch = [message(mid, thread_id) for mid in range(first, min(first + BATCH, count + 1))]
-        await push(runtime, principal, PushRequest(client_id=client_id, schema_version=1, mutations=batch))
+        batch = [message(mid, threads) for mid in range(first, min(first + BATCH, count + 1))]
+        response = await push(runtime, principal, PushRequest(client_id=client_id, schema_version=1, mutations=batch))
+        rejected = [r for r in response.results if r.status != "applied"]
+        assert not rejected, rejected[0]
     return time.perf_counter() - started
 
 
-async def push_http(settings: Settings, thread_id: str, count: int) -> float:
+async def push_http(settings: Settings, threads: list[str], count: int) -> float:
     async with AsyncTestClient(create_app(settings)) as client:
         tokens = (
             await client.post("/api/v1/auth/login", json={"username": "wang.lei", "password": DEMO_PASSWORD})
@@ -104,7 +111,7 @@ async def push_http(settings: Settings, thread_id: str, count: int) -> float:
         started = time.perf_counter()
         for first in range(1, count + 1, BATCH):
             batch = [
-                message(mid, thread_id).model_dump(mode="json") for mid in range(first, min(first + BATCH, count + 1))
+                message(mid, threads).model_dump(mode="json") for mid in range(first, min(first + BATCH, count + 1))
             ]
             response = await client.post(
                 "/api/v1/sync/push",
@@ -213,11 +220,12 @@ async def run(tmp: str, count: int, http_count: int) -> dict[str, Any]:
     await load_demo_into(settings)
     runtime = Runtime(settings=settings, db=Database.open(settings))
     principal = await inspector(runtime)
-    thread_id = await open_thread(runtime, principal)
-    service_s = await push_service(runtime, principal, thread_id, count)
+    # 100 threads: the initial sync carries at most 200 messages per thread.
+    threads = await open_threads(runtime, principal, 100)
+    service_s = await push_service(runtime, principal, threads, count)
     sync_s, synced = await initial_sync(runtime, principal)
     await runtime.db.close()
-    http_s = await push_http(settings, thread_id, http_count)
+    http_s = await push_http(settings, threads, http_count)
     raw_s = raw_push(Path(tmp) / "raw.db", count)
     raw_pull_s, raw_pulled = raw_pull(Path(tmp) / "raw.db")
     push_rate, raw_rate = count / service_s, count / raw_s
