@@ -88,4 +88,14 @@ async def server_state(runtime: Runtime, principal: Principal) -> ReadModel:
         for model in _tables():
             for row in await session.scalars(select(model).where(model.read_filter(principal))):
                 state[(model.__entity__, row.id)] = (row.version, row.public_data())
-    return state
+    return _newest_messages_only(state)
+
+
+def _newest_messages_only(state: ReadModel, keep: int = 200) -> ReadModel:
+    """A device holds the newest `keep` messages of each thread (per visibility); older ones load on demand."""
+    by_thread: dict[tuple[str, str], list[tuple[int, tuple[str, str]]]] = {}
+    for key, (_, data) in state.items():
+        if key[0] == "message":
+            by_thread.setdefault((data["thread_id"], data["visibility"]), []).append((data["thread_seq"], key))
+    dropped = {key for messages in by_thread.values() for _, key in sorted(messages)[:-keep]}
+    return {key: value for key, value in state.items() if key not in dropped}

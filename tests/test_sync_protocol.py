@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 from litestar.testing import AsyncTestClient
+from sqlalchemy import func
 from sqlmodel import col, select
 
 from loopline.core.access import Principal
@@ -363,3 +364,51 @@ async def test_an_initial_sync_carries_the_newest_200_messages_of_a_thread(
         if entity == "message" and data["thread_id"] == thread_id
     )
     assert seqs == list(range(6, 206))
+
+
+async def test_compaction_keeps_current_state_and_resets_cursors_behind_it(
+    world_client: AsyncTestClient[Any],
+    world_login: Login,
+    world_runtime: Runtime,
+    world_settings: Settings,
+    ids: dict[str, str],
+) -> None:
+    from datetime import timedelta
+
+    from loopline.core.changelog import ChangeLog
+    from loopline.core.clock import FrozenClock
+    from loopline.core.db import Database
+    from loopline.syncing.compaction import compact
+
+    wang = await device(world_client, world_login, "wang.lei")
+    defect_id = new_id()
+    await wang.push_ok(wang.mutation("defect.report", report_defect(ids, defect_id)))
+    await wang.pull_all()  # this device is now behind what compaction will remove
+    for n in range(1, 4):
+        await wang.push_ok(
+            wang.mutation("defect.update", {"id": defect_id, "fields": {"qty_affected": 10 + n}, "base_version": n})
+        )
+    async with world_runtime.db.read_session() as session:
+        rows_before = await session.scalar(select(func.count()).select_from(ChangeLog))
+
+    later = Runtime(
+        settings=world_settings,
+        db=Database.open(world_settings),
+        clock=FrozenClock(world_runtime.clock.now() + timedelta(days=91)),
+    )
+    report = await compact(later)
+    await later.db.close()
+    assert report.superseded >= 3
+    async with world_runtime.db.read_session() as session:
+        rows_after = await session.scalar(select(func.count()).select_from(ChangeLog))
+    assert rows_after is not None
+    assert rows_before is not None
+    assert rows_after < rows_before
+
+    assert (await wang.pull_page())["reset_required"] is True
+    await wang.pull_all()
+    assert wang.read_model[("defect", defect_id)][1]["qty_affected"] == 13
+    assert await server_state(world_runtime, await principal_of(world_runtime, wang)) == wang.read_model
+    fresh = await device(world_client, world_login, "qa.manager")
+    await fresh.pull_all()
+    assert await server_state(world_runtime, await principal_of(world_runtime, fresh)) == fresh.read_model

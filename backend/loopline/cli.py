@@ -6,6 +6,7 @@ import asyncio
 import getpass
 import sys
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -183,6 +184,23 @@ def sync_new_epoch(ctx: click.Context) -> None:
             return await new_epoch(session)
 
     click.echo(f"sync epoch is now {_with_runtime(_settings(ctx.find_root()), work)}")
+
+
+@sync_group.command("compact")
+@click.option("--older-than-days", default=90, show_default=True, type=click.IntRange(min=90))
+@click.pass_context
+def sync_compact(ctx: click.Context, older_than_days: int) -> None:
+    """Drop change-log history older than the retention; devices behind it rebuild their read model."""
+    from loopline.syncing.compaction import compact
+
+    async def work(runtime: Runtime) -> Any:
+        return await compact(runtime, timedelta(days=older_than_days))
+
+    report = _with_runtime(_settings(ctx.find_root()), work)
+    click.echo(
+        f"compacted up to seq {report.horizon_seq}: {report.superseded} superseded rows and "
+        f"{report.tombstones} tombstones removed"
+    )
 
 
 @main.group()

@@ -31,10 +31,14 @@ async def server_epoch(session: AsyncSession) -> str:
     return epoch
 
 
+async def write_meta(session: AsyncSession, key: str, value: str) -> None:
+    await session.merge(ServerMeta(key=key, value=value))
+    await session.flush()
+
+
 async def new_epoch(session: AsyncSession) -> str:
     epoch = new_id()
-    await session.merge(ServerMeta(key=EPOCH, value=epoch))
-    await session.flush()
+    await write_meta(session, EPOCH, epoch)
     return epoch
 
 

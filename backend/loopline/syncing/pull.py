@@ -160,7 +160,9 @@ async def pull(runtime: Runtime, principal: Principal, request: PullRequest) -> 
         changes: list[Change] = []
         if cursor is None:
             cursor = Cursor(epoch, "snapshot", high_water, 0, current_hash)
-        elif cursor.epoch != epoch or cursor.seq < await compaction_horizon(session):
+        elif cursor.epoch != epoch or (cursor.phase == "log" and cursor.seq < await compaction_horizon(session)):
+            # A snapshot in progress reads current state, which compaction keeps; a log cursor
+            # behind the horizon would miss the rows compaction removed.
             return reset()
         elif cursor.scope_hash != current_hash:
             before = frozenset(scope_sets.get(cursor.scope_hash, [ALL_SCOPES]))
