@@ -13,9 +13,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, func, or_
-from sqlalchemy import select as select_from
+from sqlalchemy import Select, exists, func, or_
+from sqlalchemy import select as core_select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 
 from loopline.core.access import Principal
@@ -33,6 +34,14 @@ from loopline_sync.protocol import Change, PullRequest, PullResponse
 ALL_SCOPES = "*"
 KEPT_SCOPE_SETS = 5
 CHAT_HISTORY = 200
+
+
+def log_rows_select() -> Select[Any]:
+    """The change-log columns a pull sends (the scope key stays on the server)."""
+    columns = (ChangeLog.seq, ChangeLog.entity, ChangeLog.entity_id, ChangeLog.op, ChangeLog.version, ChangeLog.data)
+    return core_select(*(col(c) for c in columns))
+
+
 # A scope difference is sent in one response; more than this is a reset instead.
 MAX_SCOPE_DIFF_ROWS = 5000
 
@@ -46,35 +55,55 @@ def _latest_rows(scopes: frozenset[str] | None, *, up_to: int, after: int, limit
 
     Messages are capped at the newest `CHAT_HISTORY` per thread scope (internal and
     customer-visible messages count separately); older ones are read online on demand.
+
+    The page walks the log in seq order from `after` and tests each row with indexed
+    lookups, so paging a whole snapshot costs one pass over the log (a window function
+    would re-rank every row on every page). The scope test is written as an expression
+    so that the planner walks the seq index rather than collecting and sorting every
+    readable row for each page.
     """
-    ranked = (
-        select(
-            ChangeLog,
-            func.row_number()
-            .over(partition_by=(col(ChangeLog.entity), col(ChangeLog.entity_id)), order_by=col(ChangeLog.seq).desc())
-            .label("rank"),
+    newer = aliased(ChangeLog)
+    later = aliased(ChangeLog)
+    superseded = exists(
+        select(col(newer.seq)).where(
+            col(newer.entity_id) == ChangeLog.entity_id,
+            col(newer.entity) == ChangeLog.entity,
+            col(newer.seq) > ChangeLog.seq,
+            col(newer.seq) <= up_to,
+            in_scopes(scopes, col(newer.scope_key)),
         )
-        .where(in_scopes(scopes), col(ChangeLog.seq) <= up_to)
-        .subquery()
     )
-    current = select_from(ranked).where(ranked.c.rank == 1, ranked.c.op == "put").subquery()
-    recent = select_from(
-        current,
-        func.row_number()
-        .over(partition_by=(current.c.entity, current.c.scope_key), order_by=current.c.seq.desc())
-        .label("recent"),
-    ).subquery()
+    # A message's first row has version 1: counting those after it counts newer messages.
+    older_than_history = exists(
+        select(col(later.seq))
+        .where(
+            col(later.scope_key) == ChangeLog.scope_key,
+            col(later.entity) == "message",
+            col(later.version) == 1,
+            col(later.seq) > ChangeLog.seq,
+            col(later.seq) <= up_to,
+        )
+        .limit(1)
+        .offset(CHAT_HISTORY - 1)
+    )
     return (
-        select_from(recent)
-        .where(or_(recent.c.entity != "message", recent.c.recent <= CHAT_HISTORY), recent.c.seq > after)
-        .order_by(recent.c.seq)
+        log_rows_select()
+        .where(
+            in_scopes(scopes, col(ChangeLog.scope_key).concat("")),
+            col(ChangeLog.seq) > after,
+            col(ChangeLog.seq) <= up_to,
+            col(ChangeLog.op) == "put",
+            ~superseded,
+            or_(col(ChangeLog.entity) != "message", ~older_than_history),
+        )
+        .order_by(col(ChangeLog.seq))
         .limit(limit)
     )
 
 
 def _log_rows(scopes: frozenset[str] | None, *, after: int, limit: int) -> Select[Any]:
     return (
-        select(ChangeLog).where(in_scopes(scopes), col(ChangeLog.seq) > after).order_by(col(ChangeLog.seq)).limit(limit)
+        log_rows_select().where(in_scopes(scopes), col(ChangeLog.seq) > after).order_by(col(ChangeLog.seq)).limit(limit)
     )
 
 
@@ -194,7 +223,7 @@ async def pull(runtime: Runtime, principal: Principal, request: PullRequest) -> 
             room -= len(page)
             cursor = Cursor(epoch, "log", cursor.snapshot_seq, cursor.snapshot_seq, current_hash)
 
-        rows = (await session.execute(_log_rows(scopes, after=cursor.seq, limit=room + 1))).scalars().all()
+        rows = (await session.execute(_log_rows(scopes, after=cursor.seq, limit=room + 1))).all()
         page = [_change(r) for r in rows[:room]]
         changes.extend(page)
         last_seq = page[-1].seq if page else cursor.seq

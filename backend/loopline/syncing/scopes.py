@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, true
+from sqlalchemy import ColumnElement, SQLColumnExpression, true
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
@@ -30,5 +30,8 @@ async def readable_scopes(session: AsyncSession, principal: Principal) -> frozen
     return frozenset(keys)
 
 
-def in_scopes(scopes: frozenset[str] | None) -> ColumnElement[bool]:
-    return true() if scopes is None else col(ChangeLog.scope_key).in_(sorted(scopes))
+def in_scopes(scopes: frozenset[str] | None, scope_key: SQLColumnExpression[str] | None = None) -> ColumnElement[bool]:
+    """`scope_key IN (…)` on the change log (or on the expression given), or true for all scopes."""
+    if scopes is None:
+        return true()
+    return (col(ChangeLog.scope_key) if scope_key is None else scope_key).in_(sorted(scopes))
