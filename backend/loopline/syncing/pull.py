@@ -10,7 +10,7 @@ left them. `last_mid` and the page come from one read transaction.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Select, exists, func, or_
@@ -23,7 +23,7 @@ from loopline.core.access import Principal
 from loopline.core.changelog import ChangeLog
 from loopline.core.errors import AppError
 from loopline.core.runtime import Runtime
-from loopline.syncing.meta import compaction_horizon, server_epoch
+from loopline.syncing.meta import EPOCH, compaction_horizon, read_meta, server_epoch
 from loopline.syncing.models import SyncClient
 from loopline.syncing.push import bind_client, check_schema_version
 from loopline.syncing.scopes import in_scopes, readable_scopes
@@ -33,6 +33,8 @@ from loopline_sync.protocol import Change, PullRequest, PullResponse
 
 ALL_SCOPES = "*"
 KEPT_SCOPE_SETS = 5
+# How often a device's pull time is written down (not on every page).
+PULL_RECORD_INTERVAL = timedelta(seconds=60)
 CHAT_HISTORY = 200
 
 
@@ -47,7 +49,10 @@ MAX_SCOPE_DIFF_ROWS = 5000
 
 
 def _change(row: Any) -> Change:
-    return Change(seq=row.seq, entity=row.entity, id=row.entity_id, op=row.op, version=row.version, data=row.data)
+    # Rows come from our own log: building without re-validation keeps large pages cheap.
+    return Change.model_construct(
+        seq=row.seq, entity=row.entity, id=row.entity_id, op=row.op, version=row.version, data=row.data
+    )
 
 
 def _latest_rows(scopes: frozenset[str] | None, *, up_to: int, after: int, limit: int) -> Select[Any]:
@@ -147,8 +152,24 @@ def _only_threads(scopes: frozenset[str]) -> bool:
 async def _bind_and_record_scopes(
     runtime: Runtime, principal: Principal, client_id: str, scopes: frozenset[str] | None, now: datetime
 ) -> tuple[str, dict[str, list[str]]]:
-    """Bind the client (first contact) and remember the scope set served; returns the epoch and the known sets."""
+    """Bind the client (first contact) and remember the scope set served; returns the epoch and the known sets.
+
+    Paging through a sync must not cost a write per page: when nothing changed and the
+    last pull was recorded recently, the records are read and left as they are.
+    """
     keys = [ALL_SCOPES] if scopes is None else sorted(scopes)
+    async with runtime.db.read_session() as session:
+        known_client = await session.get(SyncClient, client_id)
+        known_epoch = await read_meta(session, EPOCH)
+    if (
+        known_client is not None
+        and known_epoch is not None
+        and known_client.user_id == principal.user_id
+        and list(known_client.scope_sets)[-1:] == [scope_hash(keys)]
+        and known_client.last_pull_at is not None
+        and now - known_client.last_pull_at < PULL_RECORD_INTERVAL
+    ):
+        return known_epoch, known_client.scope_sets
     async with runtime.unit_of_work(actor=principal.user_id, command="sync.pull") as session:
         client = await bind_client(session, client_id, principal, now)
         epoch = await server_epoch(session)

@@ -6,7 +6,7 @@ from enum import StrEnum
 
 from sqlalchemy import JSON, Column, ColumnElement, UniqueConstraint, and_, exists, or_, select, true
 from sqlalchemy.orm import aliased
-from sqlmodel import Field, col
+from sqlmodel import Field, SQLModel, col
 
 from loopline.core.access import Principal, Role, ScopedEntity, member_of
 from loopline.core.entity import customer_thread_scope, thread_scope, user_scope
@@ -29,7 +29,6 @@ class Thread(ScopedEntity, table=True):
     # The subject's own scope ("plant:…", "account:…"): supervisors read threads of their scopes.
     subject_scope: str = Field(max_length=80, index=True)
     title: str = Field(default="", max_length=300)
-    last_seq: int = Field(default=0, ge=0, le=MAX_INT)
 
     def scope_keys(self) -> list[str]:
         return [thread_scope(self.id), customer_thread_scope(self.id)]
@@ -46,6 +45,19 @@ class Thread(ScopedEntity, table=True):
         if principal.role is Role.SUPERVISOR:
             return or_(participant, member_of(cls.subject_scope, principal.scope_keys()))
         return participant
+
+
+class ThreadCounter(SQLModel, table=True):
+    """A thread's last message number: server bookkeeping, kept out of the change log.
+
+    Devices see the order on the messages (`thread_seq`); syncing a counter that moves
+    with every message would double the log for nothing.
+    """
+
+    __tablename__ = "thread_counter"
+
+    thread_id: str = Field(primary_key=True, foreign_key="thread.id", max_length=36)
+    last_seq: int = Field(default=0, ge=0)
 
 
 class ThreadParticipant(ScopedEntity, table=True):

@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from loopline.people.models import User
-from loopline.threads.models import Message, SubjectType, Thread, ThreadParticipant, Visibility
+from loopline.threads.models import Message, SubjectType, Thread, ThreadCounter, ThreadParticipant, Visibility
 
 
 async def open_thread(
@@ -25,6 +26,7 @@ async def open_thread(
     thread = Thread(subject_type=subject_type, subject_id=subject_id, subject_scope=subject_scope, title=title)
     session.add(thread)
     await session.flush()
+    session.add(ThreadCounter(thread_id=thread.id))
     await add_participants(session, thread, participants)
     return thread
 
@@ -66,11 +68,19 @@ async def append_message(
     mentions: list[str],
 ) -> Message:
     """Append a message; the server's `thread_seq` is the display order everyone shares."""
-    thread.last_seq += 1
+    # One atomic increment: concurrent posts to a thread never get the same number.
+    thread_seq = await session.scalar(
+        update(ThreadCounter)
+        .where(col(ThreadCounter.thread_id) == thread.id)
+        .values(last_seq=col(ThreadCounter.last_seq) + 1)
+        .returning(col(ThreadCounter.last_seq))
+    )
+    if thread_seq is None:
+        raise LookupError(f"thread {thread.id} has no counter")
     message = Message(
         id=message_id,
         thread_id=thread.id,
-        thread_seq=thread.last_seq,
+        thread_seq=thread_seq,
         author_id=author_id,
         body=body,
         visibility=visibility,
@@ -93,7 +103,8 @@ async def mark_read(session: AsyncSession, thread: Thread, user_id: str, up_to_s
     if participant is None:
         participant = ThreadParticipant(thread_id=thread.id, user_id=user_id, reason=reason)
         session.add(participant)
-    target = min(up_to_seq, thread.last_seq)
+    last_seq = await session.scalar(select(ThreadCounter.last_seq).where(ThreadCounter.thread_id == thread.id))
+    target = min(up_to_seq, last_seq or 0)
     participant.read_seq = max(participant.read_seq, target)
     await session.flush()
     return participant.read_seq

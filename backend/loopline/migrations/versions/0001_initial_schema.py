@@ -104,7 +104,6 @@ def upgrade() -> None:
     sa.Column('subject_id', sqlmodel.sql.sqltypes.AutoString(length=36), nullable=False),
     sa.Column('subject_scope', sqlmodel.sql.sqltypes.AutoString(length=80), nullable=False),
     sa.Column('title', sqlmodel.sql.sqltypes.AutoString(length=300), nullable=False),
-    sa.Column('last_seq', sa.Integer(), nullable=False),
     sa.CheckConstraint("subject_type IN ('defect', 'nonconformance', 'case', 'advisory')", name=op.f('ck_thread_subject_type_valid')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_thread')),
     sa.UniqueConstraint('subject_type', 'subject_id', name=op.f('uq_thread_subject_type_subject_id'))

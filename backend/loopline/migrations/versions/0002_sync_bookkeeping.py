@@ -2,7 +2,7 @@
 
 Revision ID: 0002
 Revises: 0001
-Create Date: 2026-11-23 22:19:51.886648
+Create Date: 2026-11-23 23:17:41.993471
 """
 
 from collections.abc import Sequence
@@ -41,6 +41,12 @@ def upgrade() -> None:
     with op.batch_alter_table('sync_client', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_sync_client_user_id'), ['user_id'], unique=False)
 
+    op.create_table('thread_counter',
+    sa.Column('thread_id', sqlmodel.sql.sqltypes.AutoString(length=36), nullable=False),
+    sa.Column('last_seq', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['thread_id'], ['thread.id'], name=op.f('fk_thread_counter_thread_id_thread')),
+    sa.PrimaryKeyConstraint('thread_id', name=op.f('pk_thread_counter'))
+    )
     op.create_table('applied_mutation',
     sa.Column('client_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
     sa.Column('mid', sa.BigInteger(), autoincrement=False, nullable=False),
@@ -85,6 +91,7 @@ def downgrade() -> None:
 
     op.drop_table('defect_conflict')
     op.drop_table('applied_mutation')
+    op.drop_table('thread_counter')
     with op.batch_alter_table('sync_client', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_sync_client_user_id'))
 
