@@ -82,6 +82,16 @@ def db_upgrade(ctx: click.Context, revision: str) -> None:
     click.echo(f"database at {revision}")
 
 
+@db.command("revision")
+@click.option("--message", "-m", required=True, help="What the migration changes.")
+@click.pass_context
+def db_revision(ctx: click.Context, message: str) -> None:
+    """Write a new migration from the difference between the models and the database (developers)."""
+    from loopline.core import migrate
+
+    migrate.autogenerate(_settings(ctx.find_root()), message)
+
+
 @main.group()
 def demo() -> None:
     """The Nordlicht demo data set."""

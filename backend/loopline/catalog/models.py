@@ -19,7 +19,6 @@ class Severity(StrEnum):
     CRITICAL = "critical"
 
 
-SEVERITY_RANK = {Severity.MINOR: 1, Severity.MAJOR: 2, Severity.CRITICAL: 3}
 
 
 class Plant(StaffCatalogEntity, table=True):
