@@ -19,8 +19,6 @@ class Severity(StrEnum):
     CRITICAL = "critical"
 
 
-
-
 class Plant(StaffCatalogEntity, table=True):
     __entity__ = "plant"
 
