@@ -6,11 +6,13 @@ import uuid
 from itertools import count
 from typing import Any
 
+import jwt
 from litestar.testing import AsyncTestClient
 from sqlmodel import select
 
 from loopline.core.access import Principal, ScopedEntity
 from loopline.core.runtime import Runtime
+from loopline.people.service import load_principal
 
 ReadModel = dict[tuple[str, str], tuple[int, dict[str, Any]]]
 
@@ -99,3 +101,10 @@ def _newest_messages_only(state: ReadModel, keep: int = 200) -> ReadModel:
             by_thread.setdefault((data["thread_id"], data["visibility"]), []).append((data["thread_seq"], key))
     dropped = {key for messages in by_thread.values() for _, key in sorted(messages)[:-keep]}
     return {key: value for key, value in state.items() if key not in dropped}
+
+
+async def principal_of_token(runtime: Runtime, token: str) -> Principal:
+    """The principal the server resolves for an access token (its session must be alive)."""
+    principal = await load_principal(runtime, jwt.decode(token, options={"verify_signature": False}))
+    assert principal is not None
+    return principal

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import jwt
 from litestar.testing import AsyncTestClient
 from sqlalchemy.engine import make_url
 
@@ -21,12 +20,12 @@ from loopline.core.access import Principal
 from loopline.core.db import Database
 from loopline.core.runtime import Runtime
 from loopline.core.settings import Settings
-from loopline.people.service import load_principal
 from loopline_sync.auth import Auth
 from loopline_sync.engine import SyncEngine
 from loopline_sync.store import LocalStore
 from loopline_sync.transport import Fault, FaultyTransport, HttpTransport
 from tests.support import DEMO_PASSWORD, TEST_DATABASE_URL, admin_sql
+from tests.sync_helpers import principal_of_token
 
 
 async def no_wait(_seconds: float) -> None:
@@ -105,9 +104,7 @@ class World:
     async def principal(self, handset: Handset) -> Principal:
         token = handset.engine.auth.access_token
         assert token is not None
-        principal = await load_principal(self.runtime, jwt.decode(token, options={"verify_signature": False}))
-        assert principal is not None
-        return principal
+        return await principal_of_token(self.runtime, token)
 
 
 @asynccontextmanager

@@ -10,7 +10,7 @@ import pytest
 from sqlmodel import col, select
 
 from loopline.core.settings import Settings
-from loopline.quality.models import Defect
+from loopline.quality.models import Batch, Defect
 from loopline.syncing.models import AppliedMutation, SyncClient
 from loopline.threads.models import Message, Thread
 from loopline_sync.errors import ClientOwnedByOtherUser
@@ -22,8 +22,6 @@ LOT_018 = "CN-SZ-L2-2406-018"
 
 
 async def lot_id(w: World, lot_no: str) -> str:
-    from loopline.quality.models import Batch
-
     async with w.runtime.db.read_session() as session:
         return (await session.scalars(select(Batch.id).where(Batch.lot_no == lot_no))).one()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -10,15 +11,21 @@ from sqlalchemy import func
 from sqlmodel import col, select
 
 from loopline.core.access import Principal
+from loopline.core.changelog import ChangeLog
+from loopline.core.clock import FrozenClock
+from loopline.core.db import Database
+from loopline.core.entity import account_scope
 from loopline.core.runtime import Runtime
 from loopline.core.settings import Settings
+from loopline.customer.models import Account
 from loopline.people.models import Membership, MembershipKind
-from loopline.people.service import load_principal
 from loopline.quality.models import DefectConflict
-from loopline.threads.models import Message
+from loopline.syncing.compaction import compact
+from loopline.threads.models import Message, SubjectType
+from loopline.threads.service import open_thread
 from tests.conftest import Login
 from tests.support import cli
-from tests.sync_helpers import Device, new_id, server_state
+from tests.sync_helpers import Device, new_id, principal_of_token, server_state
 
 LOT_018 = "CN-SZ-L2-2406-018"
 
@@ -43,12 +50,7 @@ async def device(client: AsyncTestClient[Any], login: Login, username: str) -> D
 
 
 async def principal_of(runtime: Runtime, device: Device) -> Principal:
-    import jwt
-
-    claims = jwt.decode(device.headers["Authorization"].split()[1], options={"verify_signature": False})
-    principal = await load_principal(runtime, claims)
-    assert principal is not None
-    return principal
+    return await principal_of_token(runtime, device.headers["Authorization"].split()[1])
 
 
 def report_defect(ids: dict[str, str], defect_id: str, **extra: Any) -> dict[str, Any]:
@@ -221,10 +223,6 @@ async def test_offline_edits_of_one_defect_merge_per_field_and_record_a_conflict
 async def test_customers_never_receive_internal_messages(
     world_client: AsyncTestClient[Any], world_login: Login, world_runtime: Runtime
 ) -> None:
-    from loopline.core.entity import account_scope
-    from loopline.customer.models import Account
-    from loopline.threads.models import SubjectType
-    from loopline.threads.service import open_thread
 
     async with world_runtime.unit_of_work(actor="test") as session:
         account = (await session.scalars(select(Account).where(Account.code == "A-003"))).one()
@@ -373,12 +371,6 @@ async def test_compaction_keeps_current_state_and_resets_cursors_behind_it(
     world_settings: Settings,
     ids: dict[str, str],
 ) -> None:
-    from datetime import timedelta
-
-    from loopline.core.changelog import ChangeLog
-    from loopline.core.clock import FrozenClock
-    from loopline.core.db import Database
-    from loopline.syncing.compaction import compact
 
     wang = await device(world_client, world_login, "wang.lei")
     defect_id = new_id()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import Controller, Litestar, Router, get
+from litestar import Litestar, Router, get
 from litestar.datastructures import State
 from litestar.middleware.base import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
@@ -24,8 +24,13 @@ from loopline.core.errors import exception_handlers
 from loopline.core.input_guard import refuse_nul_characters
 from loopline.core.runtime import Runtime
 from loopline.core.settings import Settings
+from loopline.customer.controllers import controllers as customer_controllers
+from loopline.loop.controllers import controllers as loop_controllers
 from loopline.people import service as people_service
 from loopline.people.controllers import controllers as people_controllers
+from loopline.quality.controllers import controllers as quality_controllers
+from loopline.syncing.controllers import controllers as sync_controllers
+from loopline.threads.controllers import controllers as thread_controllers
 
 API_PREFIX = "/api/v1"
 PUBLIC_PATHS = [f"^{API_PREFIX}/health$", "^/schema", f"^{API_PREFIX}/auth/(login|refresh)$"]
@@ -68,7 +73,15 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
 
     api = Router(
         path=API_PREFIX,
-        route_handlers=[*people_controllers, *catalog_controllers, *domain_controllers()],
+        route_handlers=[
+            *people_controllers,
+            *catalog_controllers,
+            *quality_controllers,
+            *customer_controllers,
+            *thread_controllers,
+            *loop_controllers,
+            *sync_controllers,
+        ],
     )
     return Litestar(
         route_handlers=[index, health, api],
@@ -89,13 +102,3 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         ),
         debug=False,
     )
-
-
-def domain_controllers() -> list[type[Controller]]:
-    from loopline.customer.controllers import controllers as customer_controllers
-    from loopline.loop.controllers import controllers as loop_controllers
-    from loopline.quality.controllers import controllers as quality_controllers
-    from loopline.syncing.controllers import controllers as sync_controllers
-    from loopline.threads.controllers import controllers as thread_controllers
-
-    return [*quality_controllers, *customer_controllers, *thread_controllers, *loop_controllers, *sync_controllers]

@@ -167,19 +167,18 @@ class SyncEngine:
         bounds the consecutive failures (then `RetriesExhausted`). Raises `SyncStopped`
         subclasses for conditions waiting cannot heal.
         """
-        async with self._lock:
-            self._begin()
-            try:
-                await self._push(_Attempts(max_attempts))
-            finally:
-                self._settle()
+        await self._exclusive(self._push, max_attempts)
 
     async def pull(self, *, max_attempts: int | None = None) -> None:
         """Pull pages from the stored cursor until `has_more` is false."""
+        await self._exclusive(self._pull, max_attempts)
+
+    async def _exclusive(self, step: Callable[[_Attempts], Awaitable[None]], max_attempts: int | None) -> None:
+        """One network exchange at a time per engine ("a 401 pauses both queues")."""
         async with self._lock:
             self._begin()
             try:
-                await self._pull(_Attempts(max_attempts))
+                await step(_Attempts(max_attempts))
             finally:
                 self._settle()
 

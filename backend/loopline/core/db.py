@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import event
@@ -65,6 +65,12 @@ class Database:
     settings: Settings
     writer: AsyncEngine
     reader: AsyncEngine
+    write_session: async_sessionmaker[AsyncSession] = field(init=False)
+    _read_session: async_sessionmaker[AsyncSession] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.write_session = async_sessionmaker(self.writer, expire_on_commit=False)
+        self._read_session = async_sessionmaker(self.reader, expire_on_commit=False)
 
     @classmethod
     def open(cls, settings: Settings) -> Database:
@@ -76,12 +82,9 @@ class Database:
     def dialect(self) -> str:
         return self.writer.dialect.name
 
-    def write_session(self) -> AsyncSession:
-        return async_sessionmaker(self.writer, expire_on_commit=False)()
-
     @asynccontextmanager
     async def read_session(self) -> AsyncIterator[AsyncSession]:
-        async with async_sessionmaker(self.reader, expire_on_commit=False)() as session:
+        async with self._read_session() as session:
             yield session
 
     async def close(self) -> None:

@@ -12,7 +12,7 @@ import json
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
-from sqlalchemy import ColumnElement, Select, select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -56,9 +56,8 @@ async def list_readable(
     where: list[ColumnElement[bool]] | None = None,
     cursor: str | None = None,
     limit: int = 50,
-    query: Select[Any] | None = None,
 ) -> Page[E]:
-    stmt = (query if query is not None else select(model)).where(model.read_filter(principal), *(where or []))
+    stmt = select(model).where(model.read_filter(principal), *(where or []))
     if cursor:
         stmt = stmt.where(col(model.id) > decode_cursor(cursor))
     rows = list((await session.scalars(stmt.order_by(col(model.id)).limit(limit + 1))).all())

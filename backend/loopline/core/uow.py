@@ -29,7 +29,7 @@ from types import SimpleNamespace, TracebackType
 from typing import Any
 
 from sqlalchemy import event, func, insert, select, text
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import ORMExecuteState, Session, attributes
 from sqlmodel import col
 
@@ -238,7 +238,7 @@ class UnitOfWork:
     """
 
     def __init__(self, db: Database, *, actor: str, clock: Clock, command: str | None = None) -> None:
-        self._maker = async_sessionmaker(db.writer, expire_on_commit=False)
+        self._maker = db.write_session
         self._context = _Context(actor=actor, command=command, clock=clock)
         self.session: AsyncSession | None = None
 
