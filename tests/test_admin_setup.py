@@ -163,3 +163,15 @@ async def test_admin_changes_are_validated_versioned_and_conflicts_are_clear(
 
     missing = await client.patch("/api/v1/admin/batches/does-not-exist", headers=admin, json={"qty": 1})
     assert missing.status_code == 404
+
+
+async def test_an_amount_too_large_to_keep_in_cents_is_a_validation_error(
+    world_client: AsyncTestClient[Any], world_login: Login
+) -> None:
+    admin = await world_login("admin")
+    rules = (await world_client.get("/api/v1/entitlement-rules", headers=admin)).json()["items"]
+    for amount in ("1e40", "12345678901234567890.5"):
+        response = await world_client.patch(
+            f"/api/v1/admin/entitlement-rules/{rules[0]['id']}", headers=admin, json={"cap_amount": amount}
+        )
+        assert (response.status_code, response.json()["error"]["code"]) == (400, "validation_error"), response.text

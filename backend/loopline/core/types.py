@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -46,7 +46,12 @@ UTCTimestamp = Annotated[datetime, AfterValidator(as_utc)]
 
 def to_cents(value: Decimal | None) -> Decimal | None:
     """Money is kept to the cent, in memory as in the database, so both read back alike."""
-    return None if value is None else value.quantize(CENT)
+    if value is None:
+        return None
+    try:
+        return value.quantize(CENT)
+    except InvalidOperation as exc:
+        raise ValueError("the amount has too many digits") from exc
 
 
 CENT = Decimal("0.01")
