@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import logging
 import sqlite3
@@ -22,6 +23,7 @@ import sys
 import tempfile
 import time
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +36,7 @@ from sqlmodel import select  # noqa: E402
 from loopline.app import create_app  # noqa: E402
 from loopline.core import migrate  # noqa: E402
 from loopline.core.access import Principal, Role  # noqa: E402
+from loopline.core.canonical import canonical_json  # noqa: E402
 from loopline.core.db import Database  # noqa: E402
 from loopline.core.runtime import Runtime  # noqa: E402
 from loopline.core.settings import Settings  # noqa: E402
@@ -137,68 +140,112 @@ async def initial_sync(runtime: Runtime, principal: Principal) -> tuple[float, i
             return elapsed, changes
 
 
-def raw_push(path: Path, count: int) -> float:
+def raw_push(path: Path, author_id: str, threads: list[str], count: int) -> float:
+    """The same rows as the service, on a copy of its database, in plain `sqlite3`.
+
+    Per mutation: the thread counter, the message, its change-log row, its sealed audit
+    event and the applied-mutation record; per batch the idempotency check and `last_mid`.
+    What the baseline leaves out is the framework: no ORM, no validation, no permissions.
+    """
     db = sqlite3.connect(path, isolation_level=None)
-    db.executescript("""
-        PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;
-        CREATE TABLE sync_client(client_id TEXT PRIMARY KEY, last_mid INTEGER NOT NULL);
-        CREATE TABLE applied_mutation(client_id TEXT, mid INTEGER, mutation_id TEXT, result TEXT,
-                                      PRIMARY KEY (client_id, mid));
-        CREATE TABLE thread(id TEXT PRIMARY KEY, last_seq INTEGER NOT NULL);
-        CREATE TABLE message(id TEXT PRIMARY KEY, thread_id TEXT, thread_seq INTEGER, author_id TEXT, body TEXT,
-                             version INTEGER, UNIQUE(thread_id, thread_seq));
-        CREATE TABLE change_log(seq INTEGER PRIMARY KEY, scope_key TEXT, entity TEXT, entity_id TEXT, op TEXT,
-                                version INTEGER, data TEXT);
-        CREATE INDEX ix_scope ON change_log(scope_key, seq);
-        INSERT INTO sync_client VALUES ('raw', 0); INSERT INTO thread VALUES ('t', 0);
-    """)
+    db.executescript("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")
+    db.execute(
+        "INSERT INTO sync_client (client_id, user_id, last_mid, scope_sets, created_at, last_pulled_seq) "
+        "VALUES ('raw', ?, 0, '{}', '2024-06-17 08:00:00', 0)",
+        (author_id,),
+    )
     started = time.perf_counter()
     for first in range(1, count + 1, BATCH):
-        mids = list(range(first, min(first + BATCH, count + 1)))
+        batch = [message(mid, threads) for mid in range(first, min(first + BATCH, count + 1))]
+        now = datetime.now(UTC)
+        stamp, at = now.replace(tzinfo=None).isoformat(sep=" "), now.isoformat().replace("+00:00", "Z")
         db.execute("BEGIN IMMEDIATE")
         last_mid = db.execute("SELECT last_mid FROM sync_client WHERE client_id = 'raw'").fetchone()[0]
-        placeholders = ",".join("?" * len(mids))
-        done = {
-            r[0]
-            for r in db.execute(
-                f"SELECT mid FROM applied_mutation WHERE client_id = 'raw' AND mid IN ({placeholders})", mids
-            )
-        }
+        ids = [m.args["id"] for m in batch]
+        marks = ",".join("?" * len(ids))
+        existing = {r[0] for r in db.execute(f"SELECT id FROM message WHERE id IN ({marks})", ids)}
         seq = db.execute("SELECT coalesce(max(seq), 0) FROM change_log").fetchone()[0]
-        for mid in mids:
-            if mid in done or mid <= last_mid:
+        audit_seq, prev_hash = db.execute("SELECT seq, hash FROM audit_event ORDER BY seq DESC LIMIT 1").fetchone()
+        for mutation in batch:
+            args = mutation.args
+            if mutation.mid <= last_mid or args["id"] in existing:
                 continue
-            message_id = str(uuid.uuid4())
             thread_seq = db.execute(
-                "UPDATE thread SET last_seq = last_seq + 1 WHERE id = 't' RETURNING last_seq"
+                "UPDATE thread_counter SET last_seq = last_seq + 1 WHERE thread_id = ? RETURNING last_seq",
+                (args["thread_id"],),
             ).fetchone()[0]
-            body = f"reading {mid}: 23.4 µm"
-            db.execute("INSERT INTO message VALUES (?, 't', ?, 'u', ?, 1)", (message_id, thread_seq, body))
+            db.execute(
+                "INSERT INTO message (id, version, created_at, updated_at, thread_id, thread_seq, author_id, "
+                "visibility, body, mentions) VALUES (?, 1, ?, ?, ?, ?, ?, 'internal', ?, '[]')",
+                (args["id"], stamp, stamp, args["thread_id"], thread_seq, author_id, args["body"]),
+            )
+            data = {
+                "id": args["id"],
+                "version": 1,
+                "created_at": at,
+                "updated_at": at,
+                "thread_id": args["thread_id"],
+                "thread_seq": thread_seq,
+                "author_id": author_id,
+                "visibility": "internal",
+                "body": args["body"],
+                "mentions": [],
+                "edited_at": None,
+                "deleted_at": None,
+            }
             seq += 1
-            data = json.dumps({"id": message_id, "thread_id": "t", "thread_seq": thread_seq, "body": body})
             db.execute(
-                "INSERT INTO change_log VALUES (?, 'thread:t', 'message', ?, 'put', 1, ?)", (seq, message_id, data)
+                "INSERT INTO change_log (seq, scope_key, entity, entity_id, op, version, data, at) "
+                "VALUES (?, ?, 'message', ?, 'put', 1, ?, ?)",
+                (seq, f"thread:{args['thread_id']}", args["id"], json.dumps(data), stamp),
             )
+            audit_seq += 1
+            event = {
+                "seq": audit_seq,
+                "at": at,
+                "actor": author_id,
+                "command": "sync.push",
+                "entity": "message",
+                "entity_id": args["id"],
+                "action": "message.insert",
+                "diff": data,
+            }
+            digest = hashlib.sha256(prev_hash.encode() + canonical_json(event)).hexdigest()
             db.execute(
-                "INSERT INTO applied_mutation VALUES ('raw', ?, ?, '{\"status\":\"applied\"}')",
-                (mid, str(uuid.uuid4())),
+                "INSERT INTO audit_event (seq, at, actor, command, entity, entity_id, action, diff, prev_hash, hash) "
+                "VALUES (?, ?, ?, 'sync.push', 'message', ?, 'message.insert', ?, ?, ?)",
+                (audit_seq, stamp, author_id, args["id"], json.dumps(data), prev_hash, digest),
             )
-            last_mid = mid
-        db.execute("UPDATE sync_client SET last_mid = ? WHERE client_id = 'raw'", (last_mid,))
+            prev_hash = digest
+            db.execute(
+                "INSERT INTO applied_mutation (client_id, mid, mutation_id, name, status, result, applied_at) "
+                "VALUES ('raw', ?, ?, 'message.post', 'applied', ?, ?)",
+                (
+                    mutation.mid,
+                    mutation.id,
+                    json.dumps({"mid": mutation.mid, "status": "applied", "version": 1}),
+                    stamp,
+                ),
+            )
+            last_mid = mutation.mid
+        db.execute("UPDATE sync_client SET last_mid = ?, last_push_at = ? WHERE client_id = 'raw'", (last_mid, stamp))
         db.execute("COMMIT")
     elapsed = time.perf_counter() - started
     db.close()
     return elapsed
 
 
-def raw_pull(path: Path) -> tuple[float, int]:
+def raw_pull(path: Path, threads: list[str]) -> tuple[float, int]:
+    """An initial sync of the same threads' change log in plain `sqlite3`, pages of 500."""
     db = sqlite3.connect(path)
+    scopes = [f"thread:{thread_id}" for thread_id in threads]
+    marks = ",".join("?" * len(scopes))
     started, after, changes = time.perf_counter(), 0, 0
     while True:
         rows = db.execute(
-            "SELECT seq, entity, entity_id, op, version, data FROM change_log "
-            "WHERE scope_key IN ('thread:t') AND seq > ? ORDER BY seq LIMIT ?",
-            (after, PAGE),
+            f"SELECT seq, entity, entity_id, op, version, data FROM change_log "
+            f"WHERE scope_key IN ({marks}) AND seq > ? ORDER BY seq LIMIT ?",
+            (*scopes, after, PAGE),
         ).fetchall()
         if not rows:
             break
@@ -222,12 +269,15 @@ async def run(tmp: str, count: int, http_count: int) -> dict[str, Any]:
     principal = await inspector(runtime)
     # 100 threads: the initial sync carries at most 200 messages per thread.
     threads = await open_threads(runtime, principal, 100)
+    # The baseline starts from the same database the service starts from.
+    with sqlite3.connect(Path(tmp) / "server" / "loopline.db") as source:
+        source.execute("VACUUM INTO ?", (str(Path(tmp) / "raw.db"),))
     service_s = await push_service(runtime, principal, threads, count)
     sync_s, synced = await initial_sync(runtime, principal)
     await runtime.db.close()
     http_s = await push_http(settings, threads, http_count)
-    raw_s = raw_push(Path(tmp) / "raw.db", count)
-    raw_pull_s, raw_pulled = raw_pull(Path(tmp) / "raw.db")
+    raw_s = raw_push(Path(tmp) / "raw.db", principal.user_id, threads, count)
+    raw_pull_s, raw_pulled = raw_pull(Path(tmp) / "raw.db", threads)
     push_rate, raw_rate = count / service_s, count / raw_s
     return {
         "mutations": count,

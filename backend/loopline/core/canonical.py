@@ -9,9 +9,13 @@ from enum import Enum
 from typing import Any
 from uuid import UUID
 
+_PLAIN = frozenset({str, int, float, bool})
+
 
 def to_jsonable(value: Any) -> Any:
     """Plain JSON types for the values entities hold (times as UTC ISO-8601)."""
+    if value is None or type(value) in _PLAIN:
+        return value
     if isinstance(value, dict):
         return {str(k): to_jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset):
@@ -29,7 +33,15 @@ def to_jsonable(value: Any) -> Any:
     return value
 
 
+def _leaf(value: Any) -> Any:
+    jsonable = to_jsonable(value)
+    if jsonable is value:
+        raise TypeError(f"{type(value).__name__} is not JSON serializable")
+    return jsonable
+
+
 def canonical_json(value: Any) -> bytes:
+    # json calls `_leaf` only for values it cannot encode itself, so plain data is never walked twice.
     return json.dumps(
-        to_jsonable(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+        value, default=_leaf, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
     ).encode()

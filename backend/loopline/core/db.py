@@ -20,12 +20,28 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+import orjson
+from sqlalchemy import Table, event, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlmodel import SQLModel
 
 from loopline.core.settings import Settings
+from loopline.core.sqlite_inline import inline_connector
+
+
+def table_of(model: type[SQLModel]) -> Table:
+    """The model's table, for Core statements where ORM objects would cost more than the write."""
+    table = model.__table__  # type: ignore[attr-defined]
+    assert isinstance(table, Table)
+    return table
+
+
+def _json_text(value: Any) -> str:
+    """JSON columns are written on every change-log append; orjson encodes them several times faster."""
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 def is_sqlite(url: str) -> bool:
@@ -35,9 +51,14 @@ def is_sqlite(url: str) -> bool:
 def _configure_sqlite(engine: AsyncEngine, settings: Settings, begin: str) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.isolation_level = None
+        if dbapi_connection.isolation_level is not None:
+            dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
+        # WAL is a property of the file. Asking to switch fails at once, without waiting, while
+        # another connection writes, so a new connection only asks when the file is not WAL yet.
+        cursor.execute("PRAGMA journal_mode")
+        if cursor.fetchone()[0].lower() != "wal":
+            cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA synchronous={settings.sqlite_synchronous}")
         cursor.execute(f"PRAGMA busy_timeout={int(settings.sqlite_busy_timeout_ms)}")
         cursor.execute("PRAGMA foreign_keys=ON")
@@ -52,10 +73,20 @@ def create_engine_for(settings: Settings, *, writer: bool = True) -> AsyncEngine
     url = settings.resolved_database_url
     if is_sqlite(url):
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, connect_args={"timeout": settings.sqlite_busy_timeout_ms / 1000})
+        timeout_s = settings.sqlite_busy_timeout_ms / 1000
+        if writer:
+            database = make_url(url).database
+            assert database is not None
+            engine = create_async_engine(
+                url,
+                async_creator=inline_connector(Path(database), settings.sqlite_busy_timeout_ms),
+                json_serializer=_json_text,
+            )
+        else:
+            engine = create_async_engine(url, connect_args={"timeout": timeout_s}, json_serializer=_json_text)
         _configure_sqlite(engine, settings, "BEGIN IMMEDIATE" if writer else "BEGIN")
         return engine
-    return create_async_engine(url, pool_pre_ping=True)
+    return create_async_engine(url, pool_pre_ping=True, json_serializer=_json_text)
 
 
 @dataclass

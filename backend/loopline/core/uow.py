@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from types import SimpleNamespace, TracebackType
 from typing import Any
 
@@ -37,10 +38,14 @@ from loopline.core.audit import GENESIS_HASH, AuditEvent, seal
 from loopline.core.canonical import to_jsonable
 from loopline.core.changelog import ChangeLog
 from loopline.core.clock import Clock
-from loopline.core.db import Database
+from loopline.core.db import Database, table_of
 from loopline.core.entity import Entity
 
 _CHANGE_LOG_LOCK = 0x4C4F4F50  # "LOOP": the advisory lock that orders change-log appends
+
+
+# Set by the unit of work itself, never by the caller.
+_BOOKKEEPING = frozenset({"version", "created_at", "updated_at"})
 
 
 class WriteOutsideUnitOfWork(RuntimeError):
@@ -49,14 +54,40 @@ class WriteOutsideUnitOfWork(RuntimeError):
 
 @dataclass
 class _Change:
-    entity: Entity
+    model: type[Entity]
+    entity_id: str
     op: str  # insert | update | delete
     diff: dict[str, Any]
+    # The ORM object, or for a set-based insert the row it wrote (until the ORM loads it).
+    entity: Entity | None = None
+    row: dict[str, Any] | None = None
     # For updates: the scopes the entity lived in before this transaction moved it.
     prior_scopes: list[str] = field(default_factory=list)
 
     def copy(self) -> _Change:
-        return _Change(self.entity, self.op, dict(self.diff), list(self.prior_scopes))
+        return _Change(
+            self.model, self.entity_id, self.op, dict(self.diff), self.entity, self.row, list(self.prior_scopes)
+        )
+
+    def version(self) -> int:
+        version = self.entity.version if self.entity is not None else 1
+        return version + 1 if self.op == "delete" else version
+
+    def public_data(self) -> dict[str, Any]:
+        if self.entity is not None:
+            return self.entity.public_data()
+        assert self.row is not None
+        return {name: to_jsonable(value) for name, value in self.row.items() if name not in self.model.__private__}
+
+    def scope_keys(self) -> list[str]:
+        if self.entity is not None:
+            return self.entity.scope_keys()
+        # scope_keys reads attributes only, so the written row can stand in for the entity.
+        return self.model.scope_keys(SimpleNamespace(**self.row))  # type: ignore[arg-type]
+
+
+def _changed(entity: Entity, op: str, diff: dict[str, Any], prior_scopes: list[str] | None = None) -> _Change:
+    return _Change(type(entity), entity.id, op, diff, entity=entity, prior_scopes=prior_scopes or [])
 
 
 @dataclass(frozen=True)
@@ -107,6 +138,14 @@ def _changed_fields(entity: Entity) -> dict[str, list[Any]]:
     return diff
 
 
+def _field_defaults(model: type[Entity], given: dict[str, Any]) -> dict[str, Any]:
+    return {
+        name: info.get_default(call_default_factory=True)
+        for name, info in model.model_fields.items()
+        if name not in given and name not in _BOOKKEEPING
+    }
+
+
 @event.listens_for(Session, "before_flush")
 def _track_entity_changes(session: Session, _flush_context: Any, _instances: Any) -> None:
     touched = [o for o in (*session.new, *session.dirty, *session.deleted) if isinstance(o, Entity)]
@@ -121,25 +160,30 @@ def _track_entity_changes(session: Session, _flush_context: Any, _instances: Any
             entity.created_at = entity.created_at or now
             entity.updated_at = now
             entity.version = 1
-            ctx.changes[(entity.__entity__, entity.id)] = _Change(entity, "insert", {})
+            ctx.changes[(entity.__entity__, entity.id)] = _changed(entity, "insert", {})
     for entity in session.dirty:
-        if not isinstance(entity, Entity) or not session.is_modified(entity, include_collections=False):
-            continue
-        diff = _changed_fields(entity)
-        if not diff:
-            continue
-        key = (entity.__entity__, entity.id)
-        change = ctx.changes.get(key)
-        if change is None:
-            entity.version = (entity.version or 0) + 1
-            ctx.changes[key] = _Change(entity, "update", diff, _scopes_before_change(entity))
-        elif change.op == "update":
-            for name, (_old, new) in diff.items():
-                change.diff[name] = [change.diff.get(name, [_old])[0], new]
-        entity.updated_at = now
+        if isinstance(entity, Entity) and session.is_modified(entity, include_collections=False):
+            _track_update(ctx, entity, now)
     for entity in session.deleted:
         if isinstance(entity, Entity):
-            ctx.changes[(entity.__entity__, entity.id)] = _Change(entity, "delete", entity.public_data())
+            ctx.changes[(entity.__entity__, entity.id)] = _changed(entity, "delete", entity.public_data())
+
+
+def _track_update(ctx: _Context, entity: Entity, now: datetime) -> None:
+    diff = _changed_fields(entity)
+    if not diff:
+        return
+    key = (entity.__entity__, entity.id)
+    change = ctx.changes.get(key)
+    if change is None:
+        entity.version = (entity.version or 0) + 1
+        ctx.changes[key] = _changed(entity, "update", diff, _scopes_before_change(entity))
+    elif change.entity is None:
+        change.entity = entity  # inserted set-based earlier in this transaction; its state is the ORM's now
+    elif change.op == "update":
+        for name, (old, new) in diff.items():
+            change.diff[name] = [change.diff.get(name, [old])[0], new]
+    entity.updated_at = now
 
 
 @event.listens_for(Session, "do_orm_execute")
@@ -167,11 +211,11 @@ def _append_log_and_audit(session: Session) -> None:
     log_rows: list[dict[str, Any]] = []
     audit_fields: list[dict[str, Any]] = []
     for change in ctx.changes.values():
-        entity = change.entity
+        entity_type, entity_id = change.model.__entity__, change.entity_id
         deleted = change.op == "delete"
-        data = None if deleted else entity.public_data()
-        version = entity.version + 1 if deleted else entity.version
-        current_scopes = entity.scope_keys()
+        data = None if deleted else change.public_data()
+        version = change.version()
+        current_scopes = change.scope_keys()
         # An entity that moved scope is deleted where it was, before it is put where it is:
         # a reader of both scopes applies them in seq order and keeps the put.
         for scope_key in [k for k in change.prior_scopes if k not in current_scopes]:
@@ -179,42 +223,42 @@ def _append_log_and_audit(session: Session) -> None:
                 {
                     "seq": next_seq,
                     "scope_key": scope_key,
-                    "entity": entity.__entity__,
-                    "entity_id": entity.id,
+                    "entity": entity_type,
+                    "entity_id": entity_id,
                     "op": "delete",
                     "version": version,
                     "data": None,
                     "at": now,
                 }
             )
-            ctx.committed.append(CommittedChange(next_seq, scope_key, entity.__entity__, entity.id))
+            ctx.committed.append(CommittedChange(next_seq, scope_key, entity_type, entity_id))
             next_seq += 1
         for scope_key in current_scopes:
             log_rows.append(
                 {
                     "seq": next_seq,
                     "scope_key": scope_key,
-                    "entity": entity.__entity__,
-                    "entity_id": entity.id,
+                    "entity": entity_type,
+                    "entity_id": entity_id,
                     "op": "delete" if deleted else "put",
                     "version": version,
                     "data": data,
                     "at": now,
                 }
             )
-            ctx.committed.append(CommittedChange(next_seq, scope_key, entity.__entity__, entity.id))
+            ctx.committed.append(CommittedChange(next_seq, scope_key, entity_type, entity_id))
             next_seq += 1
         audit_fields.append(
             {
-                "entity": entity.__entity__,
-                "entity_id": entity.id,
-                "action": f"{entity.__entity__}.{change.op}",
+                "entity": entity_type,
+                "entity_id": entity_id,
+                "action": f"{entity_type}.{change.op}",
                 "diff": data if change.op == "insert" else change.diff,
             }
         )
     audit_fields.extend(ctx.explicit_events)
     if log_rows:
-        session.execute(insert(ChangeLog), log_rows)
+        session.execute(insert(table_of(ChangeLog)), log_rows)
 
     last = session.execute(
         select(col(AuditEvent.seq), col(AuditEvent.hash)).order_by(col(AuditEvent.seq).desc()).limit(1)
@@ -227,7 +271,7 @@ def _append_log_and_audit(session: Session) -> None:
         digest = seal(sealed, prev_hash)
         audit_rows.append({**sealed, "prev_hash": prev_hash, "hash": digest})
         prev_hash = digest
-    session.execute(insert(AuditEvent), audit_rows)
+    session.execute(insert(table_of(AuditEvent)), audit_rows)
 
 
 class UnitOfWork:
@@ -251,6 +295,24 @@ class UnitOfWork:
         self._context.explicit_events.append(
             {"entity": entity, "entity_id": entity_id, "action": action, "diff": to_jsonable(diff)}
         )
+
+    async def insert_rows(self, model: type[Entity], rows: list[dict[str, Any]]) -> None:
+        """Insert new entities with one statement and the same bookkeeping as `session.add`.
+
+        For high-volume writes (chat) where building ORM objects costs more than the
+        write itself. Each row gives the entity's fields; missing ones take their
+        defaults, and version and timestamps are set here as the flush would.
+        """
+        assert self.session is not None
+        now = self._context.clock.now()
+        written = []
+        for row in rows:
+            full = {**_field_defaults(model, row), **row, "version": 1, "created_at": now, "updated_at": now}
+            written.append(full)
+            self._context.changes[(model.__entity__, full["id"])] = _Change(model, full["id"], "insert", {}, row=full)
+        if written:
+            # A Core statement on the table: the ORM-level guard against bypassing the log does not apply.
+            await self.session.execute(insert(table_of(model)), written)
 
     @asynccontextmanager
     async def savepoint(self) -> AsyncIterator[None]:

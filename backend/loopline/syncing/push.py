@@ -13,14 +13,18 @@ from __future__ import annotations
 import logging
 import os
 import signal
+from collections.abc import Iterator
 from datetime import datetime
+from itertools import groupby
 from typing import Any
 
+from sqlalchemy import insert
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from loopline.core.access import Principal
+from loopline.core.db import table_of
 from loopline.core.errors import AppError, Conflict
 from loopline.core.runtime import Runtime
 from loopline.customer.mutations import mutations as customer_mutations
@@ -28,7 +32,7 @@ from loopline.media.mutations import mutations as media_mutations
 from loopline.quality.mutations import mutations as quality_mutations
 from loopline.syncing.meta import server_epoch
 from loopline.syncing.models import AppliedMutation, SyncClient
-from loopline.syncing.registry import Handler, MutationContext, MutationRejected
+from loopline.syncing.registry import BatchHandler, Handler, MutationContext, MutationRejected
 from loopline.syncing.upcast import upcast
 from loopline.threads.mutations import mutations as thread_mutations
 from loopline_sync import MAX_MUTATIONS_PER_PUSH, OLDEST_PUSH_SCHEMA_VERSION, SCHEMA_VERSION
@@ -36,7 +40,12 @@ from loopline_sync.protocol import ErrorBody, Mutation, MutationResult, PushRequ
 
 log = logging.getLogger("loopline.sync")
 
-MUTATIONS: dict[str, Handler] = {**quality_mutations, **customer_mutations, **thread_mutations, **media_mutations}
+MUTATIONS: dict[str, Handler | BatchHandler] = {
+    **quality_mutations,
+    **customer_mutations,
+    **thread_mutations,
+    **media_mutations,
+}
 
 RETRY_AFTER_S = 2
 
@@ -87,29 +96,75 @@ def _result(
     return MutationResult(mid=mutation.mid, id=mutation.id, status=status, version=version, error=error)
 
 
-async def _apply(ctx: MutationContext, mutation: Mutation) -> MutationResult:
+def _rejected(mutation: Mutation, rejection: MutationRejected | AppError) -> MutationResult:
+    error = ErrorBody(code=rejection.code, message=rejection.message, details=rejection.details)
+    return _result(mutation, ResultStatus.REJECTED, error=error)
+
+
+def _unknown(mutation: Mutation) -> MutationRejected:
+    return MutationRejected("unknown_mutation", f"No mutation named {mutation.name!r}.", {"known": sorted(MUTATIONS)})
+
+
+async def _apply_one(ctx: MutationContext, mutation: Mutation) -> MutationResult:
     handler = MUTATIONS.get(mutation.name)
     try:
         async with ctx.uow.savepoint():
             if handler is None:
-                raise MutationRejected(
-                    "unknown_mutation", f"No mutation named {mutation.name!r}.", {"known": sorted(MUTATIONS)}
-                )
-            version = await handler(ctx, mutation.args)
+                raise _unknown(mutation)
+            if isinstance(handler, BatchHandler):
+                [outcome] = await handler.apply(ctx, [mutation.args])
+                if isinstance(outcome, MutationRejected):
+                    raise outcome
+                version = outcome
+            else:
+                version = await handler(ctx, mutation.args)
         return _result(mutation, ResultStatus.APPLIED, version)
-    except MutationRejected as exc:
-        error = ErrorBody(code=exc.code, message=exc.message, details=exc.details)
+    except (MutationRejected, AppError) as exc:
+        return _rejected(mutation, exc)
     except OperationalError:
         raise  # locked or unavailable database: transient, the whole push is retried
     except DBAPIError:
         error = ErrorBody(code="constraint_violation", message="The mutation conflicts with stored data.")
-    except AppError as exc:
-        error = ErrorBody(code=exc.code, message=exc.message, details=exc.details)
     except Exception:
         # A defect of ours must not block the device's queue forever: record it and move on.
         log.exception("mutation %s (%s) failed", mutation.name, mutation.id)
         error = ErrorBody(code="internal_error", message="The server could not apply this mutation.")
     return _result(mutation, ResultStatus.REJECTED, error=error)
+
+
+async def _apply_run(ctx: MutationContext, run: list[Mutation]) -> list[MutationResult]:
+    """Apply consecutive mutations of one name, set-based when the name has a batch handler."""
+    handler = MUTATIONS.get(run[0].name)
+    if isinstance(handler, BatchHandler) and len(run) > 1:
+        try:
+            async with ctx.uow.savepoint():
+                outcomes = await handler.apply(ctx, [mutation.args for mutation in run])
+        except OperationalError:
+            raise
+        except Exception:
+            # The run as a whole failed (a constraint, a defect): one at a time finds the culprit.
+            log.info("batch of %d %s fell back to one at a time", len(run), run[0].name, exc_info=True)
+        else:
+            return [
+                _rejected(mutation, outcome)
+                if isinstance(outcome, MutationRejected)
+                else _result(mutation, ResultStatus.APPLIED, outcome)
+                for mutation, outcome in zip(run, outcomes, strict=True)
+            ]
+    return [await _apply_one(ctx, mutation) for mutation in run]
+
+
+def _runs(mutations: list[Mutation]) -> Iterator[list[Mutation]]:
+    """Maximal runs of consecutive mutations with the same name."""
+    for _, run in groupby(mutations, key=lambda mutation: mutation.name):
+        yield list(run)
+
+
+async def _stored_outcomes(session: AsyncSession, client_id: str, mids: list[int]) -> dict[int, AppliedMutation]:
+    if not mids:
+        return {}
+    query = select(AppliedMutation).where(AppliedMutation.client_id == client_id, col(AppliedMutation.mid).in_(mids))
+    return {applied.mid: applied for applied in await session.scalars(query)}
 
 
 async def push(runtime: Runtime, principal: Principal, request: PushRequest) -> PushResponse:
@@ -128,65 +183,83 @@ async def push(runtime: Runtime, principal: Principal, request: PushRequest) -> 
         async with uow as session:
             client = await bind_client(session, request.client_id, principal, now)
             epoch = await server_epoch(session)
-            stored = {
-                a.mid: a
-                for a in await session.scalars(
-                    select(AppliedMutation).where(
-                        AppliedMutation.client_id == client.client_id,
-                        col(AppliedMutation.mid).in_([m.mid for m in mutations if m.mid <= client.last_mid]),
-                    )
-                )
-            }
-            results: list[MutationResult] = []
-            for mutation in mutations:
-                if mutation.mid <= client.last_mid:
-                    results.append(_duplicate(mutation, stored.get(mutation.mid)))
-                    continue
-                if mutation.mid > client.last_mid + 1:
-                    raise Conflict(
-                        "mutation_gap",
-                        "Mutations are missing before this batch.",
-                        {"expected_mid": client.last_mid + 1},
-                    )
-                ctx = MutationContext(
-                    session=session,
-                    uow=uow,
-                    principal=principal,
-                    client_id=client.client_id,
-                    mutation_id=mutation.id,
-                    now=now,
-                    client_ts=mutation.client_ts,
-                )
-                result = await _apply(ctx, mutation)
-                session.add(
-                    AppliedMutation(
-                        client_id=client.client_id,
-                        mid=mutation.mid,
-                        mutation_id=mutation.id,
-                        name=mutation.name,
-                        status=result.status,
-                        result=result.model_dump(mode="json", exclude_none=True),
-                        client_ts=mutation.client_ts,
-                        applied_at=now,
-                    )
-                )
-                client.last_mid = mutation.mid
-                results.append(result)
+            new = _new_mutations(mutations, client.last_mid)
+            new_mids = {mutation.mid for mutation in new}
+            stored = await _stored_outcomes(
+                session, client.client_id, [m.mid for m in mutations if m.mid not in new_mids]
+            )
+            ctx = MutationContext(session=session, uow=uow, principal=principal, client_id=client.client_id, now=now)
+            applied = [result for run in _runs(new) for result in await _apply_run(ctx, run)]
+            if applied:
+                rows = _applied_rows(client.client_id, new, applied, now)
+                await session.execute(insert(table_of(AppliedMutation)), rows)
+                client.last_mid = new[-1].mid
             client.last_push_at = now
     except OperationalError as exc:
         raise unavailable() from exc
     if runtime.settings.injects("kill_after_push_commit"):
         # The crash test's window: committed, and the device never hears of it.
         os.kill(os.getpid(), signal.SIGKILL)
-    return PushResponse(client_id=client.client_id, server_epoch=epoch, last_mid=client.last_mid, results=results)
+    return PushResponse(
+        client_id=client.client_id,
+        server_epoch=epoch,
+        last_mid=client.last_mid,
+        results=_in_request_order(mutations, new, applied, stored),
+    )
 
 
-def _duplicate(mutation: Mutation, stored: AppliedMutation | None) -> MutationResult:
-    original: dict[str, Any] = stored.result if stored else {}
+def _new_mutations(mutations: list[Mutation], last_mid: int) -> list[Mutation]:
+    """The mutations to apply, in order: each next mid once; a gap refuses the whole push.
+
+    A mid at or below the running `last_mid` is a duplicate, wherever it stands.
+    """
+    new = []
+    for mutation in mutations:
+        if mutation.mid > last_mid + 1:
+            raise Conflict("mutation_gap", "Mutations are missing before this batch.", {"expected_mid": last_mid + 1})
+        if mutation.mid == last_mid + 1:
+            new.append(mutation)
+            last_mid = mutation.mid
+    return new
+
+
+def _in_request_order(
+    mutations: list[Mutation], new: list[Mutation], applied: list[MutationResult], stored: dict[int, AppliedMutation]
+) -> list[MutationResult]:
+    """One result per mutation sent: the new ones' outcomes, and `duplicate` for every other."""
+    fresh = {id(mutation): result for mutation, result in zip(new, applied, strict=True)}
+    by_mid = {result.mid: result for result in applied}
+    return [
+        fresh.get(id(mutation)) or _duplicate(mutation, stored.get(mutation.mid), by_mid.get(mutation.mid))
+        for mutation in mutations
+    ]
+
+
+def _applied_rows(
+    client_id: str, mutations: list[Mutation], results: list[MutationResult], now: datetime
+) -> list[dict[str, Any]]:
+    return [
+        {
+            "client_id": client_id,
+            "mid": mutation.mid,
+            "mutation_id": mutation.id,
+            "name": mutation.name,
+            "status": result.status,
+            "result": result.model_dump(mode="json", exclude_none=True),
+            "client_ts": mutation.client_ts,
+            "applied_at": now,
+        }
+        for mutation, result in zip(mutations, results, strict=True)
+    ]
+
+
+def _duplicate(mutation: Mutation, stored: AppliedMutation | None, earlier: MutationResult | None) -> MutationResult:
+    """A resend answers with the outcome of the first time (stored, or earlier in this request)."""
+    version, status = None, None
+    if earlier is not None:
+        version, status = earlier.version, earlier.status
+    elif stored is not None:
+        version, status = stored.result.get("version"), ResultStatus(stored.status)
     return MutationResult(
-        mid=mutation.mid,
-        id=mutation.id,
-        status=ResultStatus.DUPLICATE,
-        version=original.get("version"),
-        original_status=ResultStatus(stored.status) if stored else None,
+        mid=mutation.mid, id=mutation.id, status=ResultStatus.DUPLICATE, version=version, original_status=status
     )

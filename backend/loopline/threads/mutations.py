@@ -5,13 +5,33 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
+from sqlmodel import col, select
 
 from loopline.core.entity import customer_thread_scope, thread_scope
 from loopline.media.models import Sha256Hex
 from loopline.media.service import link_photos
-from loopline.syncing.registry import Handler, MutationContext, check_same_content, parse_args, readable, require
+from loopline.syncing.registry import (
+    BatchHandler,
+    Handler,
+    MutationContext,
+    MutationRejected,
+    Outcome,
+    content_conflict,
+    not_found,
+    parse_args,
+    readable,
+    readable_ids,
+    require,
+)
 from loopline.threads.models import Message, Thread, Visibility
-from loopline.threads.service import add_participants, append_message, mark_read, tombstone, users_by_username
+from loopline.threads.service import (
+    MessageDraft,
+    add_participants_to_threads,
+    append_messages,
+    mark_read,
+    tombstone,
+    users_by_username,
+)
 
 
 class _Args(BaseModel):
@@ -27,42 +47,96 @@ class MessagePostArgs(_Args):
     photo_hashes: list[Sha256Hex] = Field(default_factory=list, max_length=20)
 
 
-async def post_message(ctx: MutationContext, raw: dict[str, Any]) -> int:
-    args = parse_args(MessagePostArgs, raw)
-    thread = await readable(ctx, Thread, args.thread_id)
-    require(
-        ctx.principal.is_staff or args.visibility == Visibility.CUSTOMER,
-        "forbidden",
-        "Customers post customer-visible messages only.",
-    )
-    existing = await ctx.session.get(Message, args.id)
-    if existing is not None:
-        check_same_content(
-            existing,
-            {
-                "thread_id": thread.id,
-                "author_id": ctx.principal.user_id,
-                "body": args.body,
-                "visibility": args.visibility.value,
-            },
+async def post_messages(ctx: MutationContext, raws: list[dict[str, Any]]) -> list[Outcome]:
+    """`message.post` for a run of messages: every check first, then a few set-based writes."""
+    outcomes: list[Outcome] = []
+    parsed: list[MessagePostArgs | None] = []
+    for raw in raws:
+        try:
+            parsed.append(parse_args(MessagePostArgs, raw))
+            outcomes.append(None)
+        except MutationRejected as rejection:
+            parsed.append(None)
+            outcomes.append(rejection)
+    valid = [args for args in parsed if args is not None]
+    threads = await readable_ids(ctx, Thread, (args.thread_id for args in valid))
+    stored = await ctx.session.scalars(select(Message).where(col(Message.id).in_({args.id for args in valid})))
+    # What each id holds once the earlier messages of this run are in: a resend compares, never re-posts.
+    content = {message.id: (message.public_data(), message.version) for message in stored}
+    mentioned = {user.username: user for user in await users_by_username(ctx.session, _all_mentions(valid))}
+    drafts: list[tuple[int, MessagePostArgs]] = []
+    for index, args in enumerate(parsed):
+        if args is None:
+            continue
+        outcome = _check_post(ctx, args, args.thread_id in threads, content)
+        outcomes[index] = outcome
+        if outcome is None:
+            content[args.id] = (_post_content(ctx, args), 1)
+            drafts.append((index, args))
+    posts = [
+        MessageDraft(
+            id=args.id,
+            thread_id=args.thread_id,
+            author_id=ctx.principal.user_id,
+            body=args.body,
+            visibility=args.visibility,
+            mentions=sorted({name for name in args.mentions if name in mentioned}),
         )
-        return existing.version
-    mentioned = await users_by_username(ctx.session, args.mentions)
-    message = await append_message(
+        for _, args in drafts
+    ]
+    await append_messages(ctx.uow, posts)
+    await add_participants_to_threads(
         ctx.session,
-        thread,
-        message_id=args.id,
-        author_id=ctx.principal.user_id,
-        body=args.body,
-        visibility=args.visibility,
-        mentions=[u.username for u in mentioned],
+        (
+            participant
+            for post in posts
+            for participant in [
+                (post.thread_id, ctx.principal.user_id, "author"),
+                *((post.thread_id, mentioned[name].id, "mentioned") for name in post.mentions),
+            ]
+        ),
     )
-    await add_participants(
-        ctx.session, thread, [(ctx.principal.user_id, "author"), *((u.id, "mentioned") for u in mentioned)]
-    )
-    scope = customer_thread_scope(thread.id) if args.visibility == Visibility.CUSTOMER else thread_scope(thread.id)
-    await link_photos(ctx.session, "message", message.id, scope, args.photo_hashes, ctx.principal.user_id)
-    return message.version
+    for (index, args), post in zip(drafts, posts, strict=True):
+        if args.photo_hashes:
+            scope = (
+                customer_thread_scope(post.thread_id)
+                if post.visibility == Visibility.CUSTOMER
+                else thread_scope(post.thread_id)
+            )
+            await link_photos(ctx.session, "message", post.id, scope, args.photo_hashes, ctx.principal.user_id)
+        outcomes[index] = 1  # a new message's first version
+    return outcomes
+
+
+def _all_mentions(posts: list[MessagePostArgs]) -> list[str]:
+    return [name for args in posts for name in args.mentions]
+
+
+def _post_content(ctx: MutationContext, args: MessagePostArgs) -> dict[str, Any]:
+    """The fields a resend of the same id must match."""
+    return {
+        "thread_id": args.thread_id,
+        "author_id": ctx.principal.user_id,
+        "body": args.body,
+        "visibility": args.visibility.value,
+    }
+
+
+def _check_post(
+    ctx: MutationContext,
+    args: MessagePostArgs,
+    thread_readable: bool,
+    content: dict[str, tuple[dict[str, Any], int]],
+) -> Outcome:
+    """None when the message is to be posted; else the version of the same message, or the rejection."""
+    if not thread_readable:
+        return not_found(Thread, args.thread_id)
+    if not (ctx.principal.is_staff or args.visibility == Visibility.CUSTOMER):
+        return MutationRejected("forbidden", "Customers post customer-visible messages only.")
+    if args.id in content:
+        stored, version = content[args.id]
+        return content_conflict(args.id, stored, _post_content(ctx, args)) or version
+    return None
 
 
 class MessageEditArgs(_Args):
@@ -113,8 +187,8 @@ async def read_thread(ctx: MutationContext, raw: dict[str, Any]) -> int | None:
     return None
 
 
-mutations: dict[str, Handler] = {
-    "message.post": post_message,
+mutations: dict[str, Handler | BatchHandler] = {
+    "message.post": BatchHandler(post_messages),
     "message.edit": edit_message,
     "message.delete": delete_message,
     "thread.read": read_thread,

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
+from loopline.core.db import table_of
+from loopline.core.uow import UnitOfWork
 from loopline.people.models import User
 from loopline.threads.models import Message, SubjectType, Thread, ThreadCounter, ThreadParticipant, Visibility
 
@@ -32,20 +36,30 @@ async def open_thread(
 
 
 async def add_participants(session: AsyncSession, thread: Thread, participants: Iterable[tuple[str, str]]) -> None:
-    wanted = {user_id: reason for user_id, reason in participants}
+    await add_participants_to_threads(session, ((thread.id, user_id, reason) for user_id, reason in participants))
+
+
+async def add_participants_to_threads(session: AsyncSession, participants: Iterable[tuple[str, str, str]]) -> None:
+    """Add (thread id, user id, reason) participants that are not there yet; the first reason wins."""
+    wanted: dict[tuple[str, str], str] = {}
+    for thread_id, user_id, reason in participants:
+        wanted.setdefault((thread_id, user_id), reason)
     if not wanted:
         return
     present = set(
-        await session.scalars(
-            select(ThreadParticipant.user_id).where(
-                ThreadParticipant.thread_id == thread.id, col(ThreadParticipant.user_id).in_(wanted)
+        (
+            await session.execute(
+                select(ThreadParticipant.thread_id, ThreadParticipant.user_id).where(
+                    col(ThreadParticipant.thread_id).in_({thread_id for thread_id, _ in wanted}),
+                    col(ThreadParticipant.user_id).in_({user_id for _, user_id in wanted}),
+                )
             )
-        )
+        ).all()
     )
     session.add_all(
-        ThreadParticipant(thread_id=thread.id, user_id=user_id, reason=reason)
-        for user_id, reason in wanted.items()
-        if user_id not in present
+        ThreadParticipant(thread_id=thread_id, user_id=user_id, reason=reason)
+        for (thread_id, user_id), reason in wanted.items()
+        if (thread_id, user_id) not in present
     )
     await session.flush()
 
@@ -57,38 +71,45 @@ async def users_by_username(session: AsyncSession, usernames: Iterable[str]) -> 
     return list(await session.scalars(select(User).where(col(User.username).in_(names), col(User.is_active))))
 
 
-async def append_message(
-    session: AsyncSession,
-    thread: Thread,
-    *,
-    message_id: str,
-    author_id: str,
-    body: str,
-    visibility: Visibility,
-    mentions: list[str],
-) -> Message:
-    """Append a message; the server's `thread_seq` is the display order everyone shares."""
-    # One atomic increment: concurrent posts to a thread never get the same number.
-    thread_seq = await session.scalar(
-        update(ThreadCounter)
-        .where(col(ThreadCounter.thread_id) == thread.id)
-        .values(last_seq=col(ThreadCounter.last_seq) + 1)
-        .returning(col(ThreadCounter.last_seq))
+@dataclass(frozen=True)
+class MessageDraft:
+    id: str
+    thread_id: str
+    author_id: str
+    body: str
+    visibility: Visibility
+    mentions: list[str]
+
+
+async def append_messages(uow: UnitOfWork, drafts: Sequence[MessageDraft]) -> list[int]:
+    """Append messages in order and answer their `thread_seq`s, the display order everyone shares."""
+    assert uow.session is not None
+    per_thread = Counter(draft.thread_id for draft in drafts)
+    if not per_thread:
+        return []
+    counters = table_of(ThreadCounter).c
+    # Locking the counters reserves the numbers: concurrent posts to a thread never share one.
+    # (SQLite holds the database's write lock already; FOR UPDATE is for PostgreSQL.)
+    current = await uow.session.execute(
+        select(counters.thread_id, counters.last_seq).where(counters.thread_id.in_(per_thread)).with_for_update()
     )
-    if thread_seq is None:
-        raise LookupError(f"thread {thread.id} has no counter")
-    message = Message(
-        id=message_id,
-        thread_id=thread.id,
-        thread_seq=thread_seq,
-        author_id=author_id,
-        body=body,
-        visibility=visibility,
-        mentions=mentions,
+    next_seq = {thread_id: last_seq + 1 for thread_id, last_seq in current.all()}
+    if uncounted := per_thread.keys() - next_seq.keys():
+        raise LookupError(f"threads without a counter: {sorted(uncounted)}")
+    await uow.session.execute(
+        update(table_of(ThreadCounter)).where(counters.thread_id == bindparam("counter")),
+        [
+            {"counter": thread_id, "last_seq": next_seq[thread_id] + count - 1}
+            for thread_id, count in per_thread.items()
+        ],
     )
-    session.add(message)
-    await session.flush()
-    return message
+    rows, seqs = [], []
+    for draft in drafts:
+        seqs.append(next_seq[draft.thread_id])
+        next_seq[draft.thread_id] += 1
+        rows.append({**vars(draft), "thread_seq": seqs[-1]})
+    await uow.insert_rows(Message, rows)
+    return seqs
 
 
 async def mark_read(session: AsyncSession, thread: Thread, user_id: str, up_to_seq: int, reason: str) -> int:

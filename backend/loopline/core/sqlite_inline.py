@@ -1,0 +1,157 @@
+"""An aiosqlite-compatible SQLite connection that runs statements on the calling thread.
+
+aiosqlite sends every call (cursor, execute, fetch, close) to its own thread and back;
+on a small machine that costs a few hundred microseconds a statement, far more than the
+statement itself, and a sync push runs dozens of statements per batch. Inside a write
+transaction SQLite statements are short and never wait on anyone: the write lock is
+already held. So this connection runs them inline, and hands to a worker thread only
+the two calls that can wait: a `BEGIN` that finds the write lock taken (it waits up to
+the busy timeout) and `COMMIT` (fsync). SQLAlchemy's aiosqlite dialect drives it through
+`create_async_engine(..., async_creator=...)`, unchanged.
+
+Use it for the writer engine only: reads can be long scans, and those stay on aiosqlite
+so they never hold the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any, Self
+
+
+class InlineCursor:
+    def __init__(self, cursor: sqlite3.Cursor, busy_timeout_ms: int) -> None:
+        self._cursor = cursor
+        self._busy_timeout_ms = busy_timeout_ms
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        self._cursor.close()
+
+    @property
+    def description(self) -> Any:
+        return self._cursor.description
+
+    @property
+    def rowcount(self) -> int:
+        return self._cursor.rowcount
+
+    @property
+    def lastrowid(self) -> int | None:
+        return self._cursor.lastrowid
+
+    @property
+    def arraysize(self) -> int:
+        return self._cursor.arraysize
+
+    @arraysize.setter
+    def arraysize(self, value: int) -> None:
+        self._cursor.arraysize = value
+
+    async def execute(self, sql: str, parameters: Any = ()) -> Self:
+        if sql.lstrip()[:5].upper() == "BEGIN":
+            await self._begin(sql)
+        else:
+            self._cursor.execute(sql, parameters)
+        return self
+
+    async def _begin(self, sql: str) -> None:
+        """Take the lock inline when it is free; wait for it on a worker thread when it is not."""
+        connection = self._cursor.connection
+        connection.execute("PRAGMA busy_timeout=0")
+        try:
+            self._cursor.execute(sql)
+        except sqlite3.OperationalError as error:
+            if error.sqlite_errorcode != sqlite3.SQLITE_BUSY:
+                raise
+            connection.execute(f"PRAGMA busy_timeout={self._busy_timeout_ms}")
+            await asyncio.to_thread(self._cursor.execute, sql)
+        finally:
+            connection.execute(f"PRAGMA busy_timeout={self._busy_timeout_ms}")
+
+    async def executemany(self, sql: str, parameters: Iterable[Any]) -> Self:
+        self._cursor.executemany(sql, parameters)
+        return self
+
+    async def fetchone(self) -> Any:
+        return self._cursor.fetchone()
+
+    async def fetchmany(self, size: int | None = None) -> list[Any]:
+        return self._cursor.fetchmany(self._cursor.arraysize if size is None else size)
+
+    async def fetchall(self) -> list[Any]:
+        return self._cursor.fetchall()
+
+    async def close(self) -> None:
+        self._cursor.close()
+
+
+class _CursorOpener:
+    """What `connection.cursor()` returns in aiosqlite: awaitable and an async context manager."""
+
+    def __init__(self, connection: sqlite3.Connection, busy_timeout_ms: int) -> None:
+        self._connection = connection
+        self._busy_timeout_ms = busy_timeout_ms
+
+    async def __aenter__(self) -> InlineCursor:
+        return InlineCursor(self._connection.cursor(), self._busy_timeout_ms)
+
+    def __await__(self) -> Any:
+        return self.__aenter__().__await__()
+
+
+class InlineConnection:
+    def __init__(self, connection: sqlite3.Connection, busy_timeout_ms: int) -> None:
+        # aiosqlite's name for the open sqlite3 connection; SQLAlchemy checks it before commit and rollback.
+        self._connection: sqlite3.Connection | None = connection
+        self._busy_timeout_ms = busy_timeout_ms
+
+    @property
+    def _open(self) -> sqlite3.Connection:
+        if self._connection is None:
+            raise ValueError("no active connection")
+        return self._connection
+
+    @property
+    def isolation_level(self) -> str | None:
+        return self._open.isolation_level
+
+    def cursor(self) -> _CursorOpener:
+        return _CursorOpener(self._open, self._busy_timeout_ms)
+
+    async def commit(self) -> None:
+        await asyncio.to_thread(self._open.commit)
+
+    async def rollback(self) -> None:
+        self._open.rollback()
+
+    async def create_function(self, name: str, num_params: int, func: Callable[..., Any], **kw: Any) -> None:
+        self._open.create_function(name, num_params, func, **kw)
+
+    async def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+    def stop(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+
+def inline_connector(path: Path, busy_timeout_ms: int) -> Callable[[], Any]:
+    """The `async_creator` for `create_async_engine`: an autocommit-mode connection (we emit BEGIN)."""
+
+    async def connect() -> InlineConnection:
+        # A waiting BEGIN and every COMMIT run on worker threads, never concurrently with other calls.
+        connection = sqlite3.connect(
+            path, timeout=busy_timeout_ms / 1000, isolation_level=None, check_same_thread=False
+        )
+        return InlineConnection(connection, busy_timeout_ms)
+
+    return connect
