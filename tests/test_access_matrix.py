@@ -38,6 +38,14 @@ POLICY: dict[str, Access] = {
     "admin_list_users": "admin",
     "admin_create_user": "admin",
     "admin_update_user": "admin",
+    "admin_get_loop_lag": "admin",
+    "admin_reset_loop_lag": "admin",
+    # Any signed-in user may upload (a photo can arrive before the record that references it);
+    # fetching a blob is filtered like any read (404 unless a referencing record is readable).
+    "blob_start": "signed_in",
+    "blob_upload_offset": "signed_in",
+    "blob_upload_chunk": "signed_in",
+    "get_blob": "signed_in",
     **{
         op: "signed_in"
         for op in [
@@ -105,7 +113,7 @@ async def _operations(client: AsyncTestClient[Any]) -> list[tuple[str, str, str]
         (op["operationId"], method.upper(), path)
         for path, item in document["paths"].items()
         for method, op in item.items()
-        if method in {"get", "post", "put", "patch", "delete"}
+        if method in {"get", "head", "post", "put", "patch", "delete"}
     ]
 
 

@@ -52,7 +52,11 @@ def test_no_operation_answers_with_a_server_error(live_server: str, admin_header
         @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), database=None)
         def fuzz(case: Any) -> None:
             response = case.call(headers=admin_headers, timeout=10)
-            if response.status_code >= 500 or (response.status_code >= 400 and set(response.json()) != {"error"}):
+            # An answer to HEAD has no body to carry the error shape.
+            has_body = case.method != "HEAD"
+            if response.status_code >= 500 or (
+                response.status_code >= 400 and has_body and set(response.json()) != {"error"}
+            ):
                 failures.append(f"{case.method} {case.formatted_path} -> {response.status_code}: {response.text[:300]}")
 
         fuzz()

@@ -22,10 +22,15 @@ from loopline.core.clock import Clock
 from loopline.core.db import Database
 from loopline.core.errors import exception_handlers
 from loopline.core.input_guard import refuse_nul_characters
+from loopline.core.loop_lag import LoopLagController, LoopLagProbe
 from loopline.core.runtime import Runtime
 from loopline.core.settings import Settings
 from loopline.customer.controllers import controllers as customer_controllers
 from loopline.loop.controllers import controllers as loop_controllers
+from loopline.media.blobs import BlobService
+from loopline.media.controllers import controllers as media_controllers
+from loopline.media.pool import ImagePool
+from loopline.media.store import open_store
 from loopline.people import service as people_service
 from loopline.people.controllers import controllers as people_controllers
 from loopline.quality.controllers import controllers as quality_controllers
@@ -64,6 +69,8 @@ async def index() -> Redirect:
 def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> Litestar:
     settings = settings or Settings.from_env()
     runtime = Runtime(settings=settings, db=Database.open(settings), clock=clock or Clock())
+    blobs = BlobService(runtime, open_store(settings), ImagePool(settings.image_workers))
+    loop_lag = LoopLagProbe() if settings.loop_lag_probe else None
 
     async def principal_loader(_state: State, claims: dict[str, Any]) -> Any:
         return await people_service.load_principal(runtime, claims)
@@ -81,6 +88,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             *thread_controllers,
             *loop_controllers,
             *sync_controllers,
+            *media_controllers,
+            LoopLagController,
         ],
     )
     return Litestar(
@@ -89,7 +98,17 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         exception_handlers=exception_handlers,
         before_request=refuse_nul_characters,
         middleware=[DefineMiddleware(BearerAuthMiddleware, exclude=PUBLIC_PATHS)],
-        state=State({"runtime": runtime, "settings": settings, "principal_loader": principal_loader}),
+        state=State(
+            {
+                "runtime": runtime,
+                "settings": settings,
+                "principal_loader": principal_loader,
+                "blobs": blobs,
+                "loop_lag": loop_lag,
+            }
+        ),
+        lifespan=[blobs.lifespan, *([loop_lag.lifespan] if loop_lag else [])],
+        # Runs after the lifespans above have ended, so their tasks never outlive the database.
         on_shutdown=[close_database],
         openapi_config=OpenAPIConfig(
             title="Loopline API",

@@ -214,6 +214,24 @@ def sync_compact(ctx: click.Context, older_than_days: int) -> None:
 
 
 @main.group()
+def blobs() -> None:
+    """Photo uploads."""
+
+
+@blobs.command("sweep")
+@click.pass_context
+def blobs_sweep(ctx: click.Context) -> None:
+    """Mark photos that never arrived (14 days) missing and drop expired partial uploads."""
+    from loopline.media.blobs import mark_missing
+
+    report = _with_runtime(_settings(ctx.find_root()), mark_missing)
+    click.echo(
+        f"{report.missing} attachments marked missing, {report.settled} settled, "
+        f"{report.expired_uploads} partial uploads expired"
+    )
+
+
+@main.group()
 def audit() -> None:
     """The tamper-evident audit chain."""
 

@@ -1,6 +1,6 @@
 """The retry policy: full-jitter exponential backoff, honouring `Retry-After`.
 
-Kept in one place so the engine, the tests and the load generator agree on it. Full
+Kept in one place so the engine, the photo queue, the tests and the load generator agree on it. Full
 jitter (a uniform draw between 0 and the exponential ceiling) spreads a fleet of devices
 that all lost the network at the same moment, so they do not return in lock-step.
 """
@@ -38,3 +38,16 @@ def parse_retry_after(value: str | None) -> float | None:
     except ValueError:
         return None
     return seconds if seconds >= 0 else None
+
+
+class Attempts:
+    """Consecutive failures within one push(), pull() or photo upload; progress resets the count."""
+
+    def __init__(self, limit: int | None) -> None:
+        self.limit = limit
+        self.failures = 0
+        self.unauthorized = 0
+
+    def progressed(self) -> None:
+        self.failures = 0
+        self.unauthorized = 0

@@ -14,7 +14,9 @@ Every rule here answers one way sync systems lose data (see the protocol documen
 
 One engine serialises its network exchanges with a lock: "a 401 pauses both queues" and
 an acknowledgement from a pull never races one from a push. `enqueue` does not take the
-lock — writing offline must never wait for the network.
+lock — writing offline must never wait for the network. Photos travel on their own queue
+(`photos.py`), which shares the sign-in but never this lock: a slow photo must not hold
+back a mutation.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from pydantic import ValidationError
 
 from loopline_sync import MAX_MUTATIONS_PER_PUSH, MAX_PULL_LIMIT, MAX_PUSH_BYTES, SCHEMA_VERSION
 from loopline_sync.auth import Auth
-from loopline_sync.backoff import Backoff, parse_retry_after
+from loopline_sync.backoff import Attempts, Backoff, parse_retry_after
 from loopline_sync.errors import (
     ClientOwnedByOtherUser,
     ClientTooOld,
@@ -84,19 +86,6 @@ class SyncStats:
     gaps: int = 0
     resets: int = 0
     token_renewals: int = 0
-
-
-class _Attempts:
-    """Consecutive failures within one push() or pull(); progress resets the count."""
-
-    def __init__(self, limit: int | None) -> None:
-        self.limit = limit
-        self.failures = 0
-        self.unauthorized = 0
-
-    def progressed(self) -> None:
-        self.failures = 0
-        self.unauthorized = 0
 
 
 class SyncEngine:
@@ -173,12 +162,12 @@ class SyncEngine:
         """Pull pages from the stored cursor until `has_more` is false."""
         await self._exclusive(self._pull, max_attempts)
 
-    async def _exclusive(self, step: Callable[[_Attempts], Awaitable[None]], max_attempts: int | None) -> None:
+    async def _exclusive(self, step: Callable[[Attempts], Awaitable[None]], max_attempts: int | None) -> None:
         """One network exchange at a time per engine ("a 401 pauses both queues")."""
         async with self._lock:
             self._begin()
             try:
-                await step(_Attempts(max_attempts))
+                await step(Attempts(max_attempts))
             finally:
                 self._settle()
 
@@ -197,7 +186,7 @@ class SyncEngine:
 
     # -- push ----------------------------------------------------------------------
 
-    async def _push(self, attempts: _Attempts) -> None:
+    async def _push(self, attempts: Attempts) -> None:
         limit = self.batch_size
         from_mid: int | None = None  # set after a mutation_gap: resend from the server's expected mid
         while True:
@@ -281,7 +270,7 @@ class SyncEngine:
         return ack if ack.client_id == self.client_id else None
 
     async def _on_gap(
-        self, response: TransportResponse, batch: Sequence[OutboxEntry], attempts: _Attempts
+        self, response: TransportResponse, batch: Sequence[OutboxEntry], attempts: Attempts
     ) -> int | None:
         """`409 mutation_gap`: the server is behind; return the mid to resend from."""
         code, details = response.error()
@@ -346,7 +335,7 @@ class SyncEngine:
 
     # -- pull ----------------------------------------------------------------------
 
-    async def _pull(self, attempts: _Attempts) -> None:
+    async def _pull(self, attempts: Attempts) -> None:
         cursor: str | None = await self._io(lambda: self.store.cursor)
         resets = 0
         while True:
@@ -405,7 +394,7 @@ class SyncEngine:
 
     # -- one exchange ------------------------------------------------------------------
 
-    async def _request(self, path: str, payload: dict[str, Any], attempts: _Attempts) -> TransportResponse | None:
+    async def _request(self, path: str, payload: dict[str, Any], attempts: Attempts) -> TransportResponse | None:
         """POST once. Returns 200/409/413 answers to the caller; handles the rest.
 
         None means "nothing usable came back, send the same thing again" (after a
@@ -455,7 +444,7 @@ class SyncEngine:
             return None
         raise self._stop(UnexpectedResponse(f"{path} answered {status} {code}", code=code, details=details))
 
-    async def _on_unauthorized(self, token: str, attempts: _Attempts) -> None:
+    async def _on_unauthorized(self, token: str, attempts: Attempts) -> None:
         """401: renew the token and resend the same request. The outbox is not touched."""
         attempts.unauthorized += 1
         self.last_error = SyncError("access token rejected", code="unauthorized")
@@ -488,7 +477,7 @@ class SyncEngine:
 
     # -- state -----------------------------------------------------------------------
 
-    async def _fail(self, attempts: _Attempts, error: SyncError) -> None:
+    async def _fail(self, attempts: Attempts, error: SyncError) -> None:
         """Count a transient failure and sleep the backoff delay (or give up at the limit)."""
         attempts.failures += 1
         self.last_error = error

@@ -1,4 +1,4 @@
-"""The device's durable local state: identity, outbox and read model in one SQLite file.
+"""The device's durable local state: identity, outbox, read model and photo queue in one SQLite file.
 
 Why one file and one connection: the protocol's safety rests on a few things changing
 together — a pulled page, the cursor that points past it, and the outbox entries the
@@ -19,6 +19,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ from loopline_sync.ids import new_id
 from loopline_sync.protocol import Change
 
 # Bumped when the file layout changes; a file written by a newer app is refused, not guessed at.
-STORE_FORMAT = 1
+STORE_FORMAT = 2  # 2: the photo queue (blob_queue)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -59,6 +60,19 @@ CREATE TABLE IF NOT EXISTS read_model (
     data    TEXT,
     PRIMARY KEY (entity, id)
 ) WITHOUT ROWID;
+-- Photos waiting for upload, by content hash: a photo attached twice is sent once.
+-- state: pending (to send), uploaded (the server has it), rejected (it never will).
+CREATE TABLE IF NOT EXISTS blob_queue (
+    sha256   TEXT PRIMARY KEY,
+    path     TEXT NOT NULL,
+    size     INTEGER NOT NULL CHECK (size >= 0),
+    mime     TEXT NOT NULL,
+    state    TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'uploaded', 'rejected')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    reason_code TEXT,
+    reason   TEXT,
+    added_at TEXT NOT NULL
+);
 """
 
 # Ties go to the later change: pages arrive in the server's seq order, so for equal
@@ -91,6 +105,26 @@ class OutboxEntry:
             "args": self.args,
             "client_ts": self.client_ts,
         }
+
+
+class BlobUpload(StrEnum):
+    PENDING = "pending"
+    UPLOADED = "uploaded"
+    REJECTED = "rejected"
+
+
+@dataclass(frozen=True)
+class BlobEntry:
+    """One photo of the photo queue: its bytes stay in the file at `path`, named by their hash."""
+
+    sha256: str
+    path: str
+    size: int
+    mime: str
+    state: BlobUpload
+    attempts: int
+    reason_code: str | None
+    reason: str | None
 
 
 def _dumps(value: Any) -> str:
@@ -298,3 +332,46 @@ class LocalStore:
         return {
             (entity, id_): (version, None if data is None else json.loads(data)) for entity, id_, version, data in rows
         }
+
+    # -- photo queue ---------------------------------------------------------------
+
+    def queue_blob(self, sha256: str, path: str, size: int, mime: str, added_at: str) -> None:
+        """Add a photo to the queue; one already queued (the same bytes) is left as it is."""
+        with self._write() as conn:
+            conn.execute(
+                "INSERT OR IGNORE INTO blob_queue (sha256, path, size, mime, added_at) VALUES (?, ?, ?, ?, ?)",
+                (sha256, path, size, mime, added_at),
+            )
+
+    def pending_blobs(self) -> list[BlobEntry]:
+        """Photos still to upload, oldest first."""
+        return self._blobs("WHERE state = 'pending' ORDER BY added_at, sha256")
+
+    def blob(self, sha256: str) -> BlobEntry | None:
+        found = self._blobs("WHERE sha256 = ?", (sha256,))
+        return found[0] if found else None
+
+    def _blobs(self, where: str, params: Sequence[Any] = ()) -> list[BlobEntry]:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT sha256, path, size, mime, state, attempts, reason_code, reason FROM blob_queue " + where,
+                params,
+            ).fetchall()
+        return [
+            BlobEntry(sha, path, size, mime, BlobUpload(state), attempts, code, reason)
+            for sha, path, size, mime, state, attempts, code, reason in rows
+        ]
+
+    def blob_attempted(self, sha256: str) -> None:
+        with self._write() as conn:
+            conn.execute("UPDATE blob_queue SET attempts = attempts + 1 WHERE sha256 = ?", (sha256,))
+
+    def blob_settled(
+        self, sha256: str, state: BlobUpload, reason_code: str | None = None, reason: str | None = None
+    ) -> None:
+        """The photo left the queue: uploaded, or rejected for good (with the server's reason)."""
+        with self._write() as conn:
+            conn.execute(
+                "UPDATE blob_queue SET state = ?, reason_code = ?, reason = ? WHERE sha256 = ?",
+                (state.value, reason_code, reason, sha256),
+            )

@@ -1,10 +1,12 @@
 """How the engine talks to the server, and a fault-injecting stand-in for bad networks.
 
 The engine only needs "POST these bytes, give me status, headers and bytes back, or tell
-me the network failed". Keeping it that small lets `FaultyTransport` sit between the
-engine and a real server and produce, reproducibly from a seed, the failures field
-devices meet: lost requests, responses lost after the server committed, duplicates,
-delays, reordering, 413/401/503 answers, captive-portal pages and server restarts.
+me the network failed"; the photo queue needs the same for HEAD and PATCH
+(`BlobTransport`). Keeping it that small lets `FaultyTransport` sit between a client and
+a real server and produce, reproducibly from a seed, the failures field devices meet:
+lost requests, responses lost after the server committed, duplicates, delays,
+reordering, corrupted bodies, 413/401/503 answers, captive-portal pages and server
+restarts.
 """
 
 from __future__ import annotations
@@ -18,13 +20,14 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import httpx
 
 from loopline_sync.errors import NetworkError
 
 __all__ = [
+    "BlobTransport",
     "Fault",
     "FaultRecord",
     "FaultyTransport",
@@ -64,6 +67,13 @@ class Transport(Protocol):
         ...
 
 
+@runtime_checkable
+class BlobTransport(Transport, Protocol):
+    async def request(self, method: str, path: str, body: bytes, headers: dict[str, str]) -> TransportResponse:
+        """Send any request (the photo queue's POST, HEAD and PATCH); raise `NetworkError` if no response arrived."""
+        ...
+
+
 class HttpTransport:
     """The real thing, on one pooled `httpx.AsyncClient`."""
 
@@ -73,12 +83,13 @@ class HttpTransport:
         self._owns_client = client is None
 
     async def post(self, path: str, body: bytes, headers: dict[str, str]) -> TransportResponse:
+        return await self.request("POST", path, body, {"Content-Type": "application/json", **headers})
+
+    async def request(self, method: str, path: str, body: bytes, headers: dict[str, str]) -> TransportResponse:
         try:
-            response = await self._client.post(
-                self.base_url + path, content=body, headers={"Content-Type": "application/json", **headers}
-            )
+            response = await self._client.request(method, self.base_url + path, content=body, headers=headers)
         except httpx.TransportError as exc:  # connect, read, write, timeouts, protocol errors
-            raise NetworkError(f"POST {path}: {type(exc).__name__}: {exc}") from exc
+            raise NetworkError(f"{method} {path}: {type(exc).__name__}: {exc}") from exc
         return TransportResponse(
             status=response.status_code,
             headers={name.lower(): value for name, value in response.headers.items()},
@@ -107,12 +118,13 @@ class Fault(StrEnum):
     UNAUTHORIZED = "401"
     UNAVAILABLE = "503"  # with Retry-After
     CAPTIVE_PORTAL = "captive_portal"  # 200 text/html
+    CORRUPT = "corrupt"  # one byte of the body flipped on the way (a blob chunk's checksum catches it)
     SERVER_RESTART = "server_restart"  # runs the test's hook, the in-flight request is lost
 
 
 @dataclass(frozen=True)
 class FaultRecord:
-    index: int  # the n-th call of post(), from 0
+    index: int  # the n-th call of post() or request(), from 0
     path: str
     fault: Fault
     scripted: bool
@@ -120,6 +132,7 @@ class FaultRecord:
 
 @dataclass
 class _Held:
+    method: str
     path: str
     body: bytes
     headers: dict[str, str]
@@ -132,6 +145,14 @@ _CAPTIVE_PAGE = (
 )
 
 RestartHook = Callable[[], Awaitable[None] | None]
+
+
+def _flip_middle_byte(body: bytes) -> bytes:
+    """The body with one byte inverted; the position is fixed so seeds stay reproducible."""
+    if not body:
+        return body
+    middle = len(body) // 2
+    return body[:middle] + bytes([body[middle] ^ 0xFF]) + body[middle + 1 :]
 
 
 def _error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> TransportResponse:
@@ -215,34 +236,54 @@ class FaultyTransport:
         return Fault.NONE, False
 
     async def post(self, path: str, body: bytes, headers: dict[str, str]) -> TransportResponse:
+        return await self.request("POST", path, body, headers)
+
+    async def request(self, method: str, path: str, body: bytes, headers: dict[str, str]) -> TransportResponse:
+        """Any method; other than POST, the inner transport must be a `BlobTransport`.
+
+        A connection lost in the middle of a request body reaches the server as a request
+        that never completed, which it discards: that is DROP_REQUEST. One lost after the
+        server read the whole body is DROP_RESPONSE.
+        """
         index = self._calls
         self._calls += 1
         fault, scripted = self._choose(path)
         self.log.append(FaultRecord(index, path, fault, scripted))
         try:
-            return await self._perform(fault, path, body, headers)
+            return await self._perform(fault, method, path, body, headers)
         finally:
             if fault is not Fault.REORDER:
                 await self._replay_due()
 
-    async def _perform(self, fault: Fault, path: str, body: bytes, headers: dict[str, str]) -> TransportResponse:
+    async def _send(self, method: str, path: str, body: bytes, headers: dict[str, str]) -> TransportResponse:
+        if method == "POST":
+            return await self.inner.post(path, body, headers)
+        if not isinstance(self.inner, BlobTransport):
+            raise TypeError(f"{type(self.inner).__name__} sends POST only")
+        return await self.inner.request(method, path, body, headers)
+
+    async def _perform(
+        self, fault: Fault, method: str, path: str, body: bytes, headers: dict[str, str]
+    ) -> TransportResponse:
         match fault:
             case Fault.NONE:
-                return await self.inner.post(path, body, headers)
+                return await self._send(method, path, body, headers)
             case Fault.DROP_REQUEST:
                 raise NetworkError(f"injected: request to {path} lost")
             case Fault.DROP_RESPONSE:
-                await self.inner.post(path, body, headers)
+                await self._send(method, path, body, headers)
                 raise NetworkError(f"injected: response from {path} lost")
             case Fault.DUPLICATE:
-                await self.inner.post(path, body, headers)
-                return await self.inner.post(path, body, headers)
+                await self._send(method, path, body, headers)
+                return await self._send(method, path, body, headers)
             case Fault.DELAY:
                 await self.sleep(self.rng.uniform(0.0, self.max_delay_s))
-                return await self.inner.post(path, body, headers)
+                return await self._send(method, path, body, headers)
             case Fault.REORDER:
-                self._held.append(_Held(path, body, dict(headers), self.reorder_after))
+                self._held.append(_Held(method, path, body, dict(headers), self.reorder_after))
                 raise NetworkError(f"injected: request to {path} delayed in the network")
+            case Fault.CORRUPT:
+                return await self._send(method, path, _flip_middle_byte(body), headers)
             case Fault.PAYLOAD_TOO_LARGE | Fault.UNAUTHORIZED | Fault.UNAVAILABLE | Fault.CAPTIVE_PORTAL:
                 return self._synthetic(fault)
             case Fault.SERVER_RESTART:
@@ -277,4 +318,4 @@ class FaultyTransport:
     async def _replay(self, request: _Held) -> None:
         # A late packet that never arrives is also a late packet.
         with contextlib.suppress(NetworkError):
-            await self.inner.post(request.path, request.body, request.headers)
+            await self._send(request.method, request.path, request.body, request.headers)

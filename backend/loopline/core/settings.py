@@ -43,6 +43,12 @@ class Settings:
     # argon2id cost for new password hashes (see people/passwords.py).
     password_hash_time_cost: int = 3
     password_hash_memory_kib: int = 65536
+    # Worker processes for image validation and copies (see media/pool.py).
+    image_workers: int = 2
+    # How often the running server marks never-arrived photos missing and expires uploads (0: never).
+    blob_sweep_interval_s: int = 3600
+    # 1 samples the event loop's lag for `GET /admin/debug/loop-lag` (benchmarks); 0 in production.
+    loop_lag_probe: int = 0
     # Comma-separated crash points for the fault-injection tests (e.g. "kill_after_push_commit");
     # empty in every real deployment.
     fault_injection: str = ""

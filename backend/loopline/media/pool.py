@@ -1,0 +1,81 @@
+"""Image work off the event loop: a small pool of worker processes runs the image pipeline.
+
+Decoding and encoding a photo takes hundreds of milliseconds of CPU; in a process of its
+own it never delays chat or sync traffic on the event loop, and a decoder that crashes
+or is killed for its memory takes only a worker with it. The pool starts on the first
+upload that completes and is shut down with the application. Workers come from a fork
+server, so they never inherit the server's threads (database drivers, thread pools), and
+they are started from a worker thread: launching processes takes tens of milliseconds
+that the event loop must not spend.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+
+from loopline.media.images import SIZES, ImageInfo, ImageLimits, ImageRejected, jpeg_copy, process_image
+
+
+def derive_copies(original: Path, staging: Path, limits: ImageLimits) -> ImageInfo:
+    """In a worker: validate the image, write its WebP copies and a JPEG of each.
+
+    The JPEGs are for clients that do not take WebP; making them here keeps every request
+    for a copy a plain file read. `ImageRejected` travels back to the server as raised.
+    """
+    info = process_image(original, staging, limits)
+    for size in SIZES:
+        (staging / f"{size}.jpg").write_bytes(jpeg_copy(staging / f"{size}.webp"))
+    return info
+
+
+def _started() -> None:
+    """A no-op task: submitting one per worker makes the pool launch all its processes."""
+
+
+class ImagePool:
+    def __init__(self, workers: int, limits: ImageLimits | None = None) -> None:
+        self.workers = max(1, workers)
+        self.limits = limits or ImageLimits()
+        self._executor: ProcessPoolExecutor | None = None
+        self._starting = asyncio.Lock()
+
+    async def _pool(self) -> ProcessPoolExecutor:
+        async with self._starting:
+            if self._executor is None:
+                self._executor = await asyncio.to_thread(self._start)
+            return self._executor
+
+    def _start(self) -> ProcessPoolExecutor:
+        context = multiprocessing.get_context("forkserver")
+        # The fork server imports the pipeline (Pillow, the HEIF plugin) once; every worker inherits it.
+        context.set_forkserver_preload([__name__])
+        executor = ProcessPoolExecutor(self.workers, mp_context=context)
+        for started in [executor.submit(_started) for _ in range(self.workers)]:
+            started.result()
+        return executor
+
+    async def derive(self, original: Path, staging: Path) -> ImageInfo:
+        """The image's facts, with its copies written to `staging`; raises `ImageRejected` for bad input."""
+        loop = asyncio.get_running_loop()
+        for _attempt in range(2):
+            executor = await self._pool()
+            try:
+                return await loop.run_in_executor(executor, derive_copies, original, staging, self.limits)
+            except BrokenProcessPool:
+                # A worker died, maybe over another upload's image: a fresh pool gives this one a second chance.
+                self._abandon(executor)
+        raise ImageRejected("image_crashed_decoder", "The photo crashed the image decoder.")
+
+    def _abandon(self, executor: ProcessPoolExecutor) -> None:
+        if self._executor is executor:
+            self._executor = None
+        executor.shutdown(wait=False, cancel_futures=True)
+
+    async def close(self) -> None:
+        if self._executor is not None:
+            executor, self._executor = self._executor, None
+            await asyncio.to_thread(executor.shutdown, True, cancel_futures=True)
