@@ -56,22 +56,24 @@ class FreshDatabase:
 
     settings: Settings
     _drop: str | None = None
+    _server_url: str = ""
 
     @classmethod
-    def create(cls, data_dir: Path, **settings: Any) -> FreshDatabase:
-        if not TEST_DATABASE_URL:
+    def create(cls, data_dir: Path, server_url: str = TEST_DATABASE_URL, /, **settings: Any) -> FreshDatabase:
+        """On `server_url`'s PostgreSQL server when given (the suite's by default), else SQLite."""
+        if not server_url:
             fresh = cls(Settings.from_env(env={}, data_dir=data_dir, **settings))
         else:
             name = f"loopline_t_{uuid.uuid4().hex[:12]}"
-            asyncio.run(admin_sql(TEST_DATABASE_URL, f'CREATE DATABASE "{name}"'))
-            url = make_url(TEST_DATABASE_URL).set(database=name).render_as_string(hide_password=False)
-            fresh = cls(Settings.from_env(env={}, data_dir=data_dir, database_url=url, **settings), name)
+            asyncio.run(admin_sql(server_url, f'CREATE DATABASE "{name}"'))
+            url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
+            fresh = cls(Settings.from_env(env={}, data_dir=data_dir, database_url=url, **settings), name, server_url)
         migrate.upgrade(fresh.settings)
         return fresh
 
     def drop(self) -> None:
         if self._drop:
-            asyncio.run(admin_sql(TEST_DATABASE_URL, f'DROP DATABASE IF EXISTS "{self._drop}" WITH (FORCE)'))
+            asyncio.run(admin_sql(self._server_url, f'DROP DATABASE IF EXISTS "{self._drop}" WITH (FORCE)'))
 
 
 async def load_demo_into(settings: Settings) -> None:
@@ -83,9 +85,9 @@ async def load_demo_into(settings: Settings) -> None:
 
 
 @contextlib.contextmanager
-def demo_world(data_dir: Path) -> Iterator[Settings]:
+def demo_world(data_dir: Path, *, server_url: str = TEST_DATABASE_URL) -> Iterator[Settings]:
     """A fresh database holding the demo data, dropped afterwards."""
-    fresh = FreshDatabase.create(data_dir, **GENEROUS_LIMITS)
+    fresh = FreshDatabase.create(data_dir, server_url, **GENEROUS_LIMITS)
     try:
         asyncio.run(load_demo_into(fresh.settings))
         yield fresh.settings

@@ -46,6 +46,8 @@ POLICY: dict[str, Access] = {
     "blob_upload_offset": "signed_in",
     "blob_upload_chunk": "signed_in",
     "get_blob": "signed_in",
+    # Anyone signed in may open the live socket; it carries only what their scopes allow.
+    "ws_ticket": "signed_in",
     **{
         op: "signed_in"
         for op in [
@@ -82,6 +84,7 @@ POLICY: dict[str, Access] = {
             "list_entitlement_rules",
             "list_threads",
             "get_thread",
+            "list_thread_messages",
         ]
     },
     **{

@@ -5,12 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Litestar, Router, get
+from litestar.channels import ChannelsPlugin
+from litestar.channels.backends.base import ChannelsBackend
+from litestar.channels.backends.memory import MemoryChannelsBackend
+from litestar.channels.backends.redis import RedisChannelsPubSubBackend
 from litestar.datastructures import State
 from litestar.middleware.base import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.response import Redirect
 from pydantic import BaseModel
+from redis.asyncio import Redis
 from sqlalchemy import func, select, text
 
 from loopline import __version__
@@ -34,6 +39,9 @@ from loopline.media.store import open_store
 from loopline.people import service as people_service
 from loopline.people.controllers import controllers as people_controllers
 from loopline.quality.controllers import controllers as quality_controllers
+from loopline.realtime.controllers import controllers as realtime_controllers
+from loopline.realtime.hub import CHANNELS, HubSettings
+from loopline.realtime.sessions import make_hub
 from loopline.syncing.controllers import controllers as sync_controllers
 from loopline.threads.controllers import controllers as thread_controllers
 
@@ -66,11 +74,29 @@ async def index() -> Redirect:
     return Redirect("/schema")
 
 
+def channels_backend(settings: Settings) -> ChannelsBackend:
+    """In memory for one process; Redis pub/sub when several processes serve the same database."""
+    if settings.redis_url:
+        return RedisChannelsPubSubBackend(redis=Redis.from_url(settings.redis_url))
+    return MemoryChannelsBackend()
+
+
 def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> Litestar:
     settings = settings or Settings.from_env()
     runtime = Runtime(settings=settings, db=Database.open(settings), clock=clock or Clock())
     blobs = BlobService(runtime, open_store(settings), ImagePool(settings.image_workers))
     loop_lag = LoopLagProbe() if settings.loop_lag_probe else None
+    channels = ChannelsPlugin(backend=channels_backend(settings), channels=CHANNELS)
+    hub = make_hub(
+        runtime,
+        channels,
+        HubSettings(
+            queue_limit=settings.ws_queue_limit,
+            send_timeout_s=settings.ws_send_timeout_s,
+            poll_interval_s=settings.ws_poll_interval_s,
+        ),
+    )
+    runtime.after_commit.append(hub.ring)
 
     async def principal_loader(_state: State, claims: dict[str, Any]) -> Any:
         return await people_service.load_principal(runtime, claims)
@@ -89,6 +115,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             *loop_controllers,
             *sync_controllers,
             *media_controllers,
+            *realtime_controllers,
             LoopLagController,
         ],
     )
@@ -105,11 +132,14 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
                 "principal_loader": principal_loader,
                 "blobs": blobs,
                 "loop_lag": loop_lag,
+                "hub": hub,
             }
         ),
+        plugins=[channels],
+        on_startup=[hub.start],
         lifespan=[blobs.lifespan, *([loop_lag.lifespan] if loop_lag else [])],
         # Runs after the lifespans above have ended, so their tasks never outlive the database.
-        on_shutdown=[close_database],
+        on_shutdown=[hub.stop, close_database],
         openapi_config=OpenAPIConfig(
             title="Loopline API",
             version=__version__,

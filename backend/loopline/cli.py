@@ -53,6 +53,10 @@ def main(ctx: click.Context, data_dir: Path) -> None:
     ctx.obj = Settings.from_env(data_dir=data_dir)
 
 
+WS_PING_INTERVAL_S = 25.0
+WS_PING_TIMEOUT_S = 35.0
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
@@ -63,7 +67,15 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
 
     from loopline.app import create_app
 
-    uvicorn.run(create_app(_settings(ctx)), host=host, port=port, log_level="info")
+    # Live sockets are pinged every 25 s; one that has not answered 35 s later (silent for up to 60 s) is dropped.
+    uvicorn.run(
+        create_app(_settings(ctx)),
+        host=host,
+        port=port,
+        log_level="info",
+        ws_ping_interval=WS_PING_INTERVAL_S,
+        ws_ping_timeout=WS_PING_TIMEOUT_S,
+    )
 
 
 @main.group()

@@ -9,6 +9,7 @@ from loopline.customer import models as customer
 from loopline.media import models as media
 from loopline.people import models as people
 from loopline.quality import models as quality
+from loopline.realtime import models as realtime
 from loopline.syncing import models as syncing
 from loopline.threads import models as threads
 
@@ -23,6 +24,7 @@ __all__ = [
     "metadata",
     "people",
     "quality",
+    "realtime",
     "syncing",
     "threads",
 ]

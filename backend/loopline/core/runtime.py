@@ -8,7 +8,7 @@ from loopline.core.clock import Clock
 from loopline.core.db import Database
 from loopline.core.ratelimit import SlidingWindowLimiter
 from loopline.core.settings import Settings
-from loopline.core.uow import UnitOfWork
+from loopline.core.uow import AfterCommit, UnitOfWork
 
 
 @dataclass
@@ -18,6 +18,8 @@ class Runtime:
     clock: Clock = field(default_factory=Clock)
     login_by_user: SlidingWindowLimiter = field(init=False)
     login_by_address: SlidingWindowLimiter = field(init=False)
+    # Called after every commit that appended to the change log (see realtime/hub.py).
+    after_commit: list[AfterCommit] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         window = self.settings.login_window_s
@@ -29,4 +31,4 @@ class Runtime:
         )
 
     def unit_of_work(self, *, actor: str, command: str | None = None) -> UnitOfWork:
-        return UnitOfWork(self.db, actor=actor, clock=self.clock, command=command)
+        return UnitOfWork(self.db, actor=actor, clock=self.clock, command=command, after_commit=self.after_commit)

@@ -49,6 +49,15 @@ class Settings:
     blob_sweep_interval_s: int = 3600
     # 1 samples the event loop's lag for `GET /admin/debug/loop-lag` (benchmarks); 0 in production.
     loop_lag_probe: int = 0
+    # Redis for the realtime doorbell and signals across processes; empty: in memory (one process).
+    redis_url: str = ""
+    # Comma-separated origins allowed to open the live socket; empty: any (tickets already prove the user).
+    ws_allowed_origins: str = ""
+    # Frames waiting for one socket before it is closed as too slow (4008), and the longest one send may take.
+    ws_queue_limit: int = 256
+    ws_send_timeout_s: float = 10.0
+    # How often the live tail checks the log for commits whose doorbell was lost (or rang in another process).
+    ws_poll_interval_s: float = 2.0
     # Comma-separated crash points for the fault-injection tests (e.g. "kill_after_push_commit");
     # empty in every real deployment.
     fault_injection: str = ""

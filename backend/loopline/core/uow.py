@@ -22,7 +22,7 @@ so a reader can never see seq 11 before seq 10 commits.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -274,6 +274,10 @@ def _append_log_and_audit(session: Session) -> None:
     session.execute(insert(table_of(AuditEvent)), audit_rows)
 
 
+# Told the change-log rows of each commit that appended some (the realtime doorbell); must not block.
+AfterCommit = Callable[[list[CommittedChange]], None]
+
+
 class UnitOfWork:
     """``async with UnitOfWork(db, actor=..., command=...) as session:`` — one write transaction.
 
@@ -281,9 +285,18 @@ class UnitOfWork:
     `committed` lists the change-log rows it appended (for the realtime doorbell).
     """
 
-    def __init__(self, db: Database, *, actor: str, clock: Clock, command: str | None = None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        actor: str,
+        clock: Clock,
+        command: str | None = None,
+        after_commit: Sequence[AfterCommit] = (),
+    ) -> None:
         self._maker = db.write_session
         self._context = _Context(actor=actor, command=command, clock=clock)
+        self._after_commit = after_commit
         self.session: AsyncSession | None = None
 
     @property
@@ -340,6 +353,9 @@ class UnitOfWork:
         try:
             if exc_type is None:
                 await self.session.commit()
+                if self._context.committed:
+                    for hook in self._after_commit:
+                        hook(self._context.committed)
             else:
                 await self.session.rollback()
                 self._context.committed.clear()

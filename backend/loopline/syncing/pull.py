@@ -149,7 +149,7 @@ def _only_threads(scopes: frozenset[str]) -> bool:
     return all(key.startswith("thread:") for key in scopes)
 
 
-async def _bind_and_record_scopes(
+async def bind_and_record_scopes(
     runtime: Runtime, principal: Principal, client_id: str, scopes: frozenset[str] | None, now: datetime
 ) -> tuple[str, dict[str, list[str]]]:
     """Bind the client (first contact) and remember the scope set served; returns the epoch and the known sets.
@@ -188,9 +188,7 @@ async def pull(runtime: Runtime, principal: Principal, request: PullRequest) -> 
         raise AppError("invalid_cursor", "The cursor is not one this server issued.") from exc
     async with runtime.db.read_session() as probe:
         scopes = await readable_scopes(probe, principal)
-    epoch, scope_sets = await _bind_and_record_scopes(
-        runtime, principal, request.client_id, scopes, runtime.clock.now()
-    )
+    epoch, scope_sets = await bind_and_record_scopes(runtime, principal, request.client_id, scopes, runtime.clock.now())
     current_hash = scope_hash([ALL_SCOPES] if scopes is None else scopes)
 
     async with runtime.db.read_session() as session:

@@ -1,85 +1,30 @@
-"""Thread reads: my threads with unread counts and last message, one thread by id."""
+"""Thread reads: my threads with unread counts and last message, one thread, a thread's history."""
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from litestar import Controller, get
-from litestar.params import FromPath, FromQuery
-from pydantic import BaseModel
-from sqlalchemy import and_, func, select
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col
+from litestar.params import FromPath, FromQuery, QueryParameter
 
-from loopline.core.access import Principal
-from loopline.core.api import Cursor, IdFilter, Limit, PrincipalDep, SessionDep
+from loopline.core.api import Cursor, IdFilter, IdPath, Limit, PrincipalDep, SessionDep
 from loopline.core.pagination import Page, equal_filters, get_readable, list_readable
-from loopline.threads.models import Message, SubjectType, Thread, ThreadParticipant
+from loopline.core.types import MAX_INT
+from loopline.threads.models import SubjectType, Thread
+from loopline.threads.service import MessagePage, ThreadSummary, list_my_threads, message_history, summarize
 
-
-class ThreadSummary(BaseModel):
-    thread: Thread
-    unread_count: int
-    read_seq: int
-    last_message: Message | None
-
-
-async def summarize(session: AsyncSession, principal: Principal, threads: list[Thread]) -> list[ThreadSummary]:
-    """Unread counts and last visible messages for a page of threads, in three queries."""
-    ids = [t.id for t in threads]
-    if not ids:
-        return []
-    visible = Message.read_filter(principal)
-    read_seqs: dict[str, int] = dict(
-        (
-            await session.execute(
-                select(col(ThreadParticipant.thread_id), col(ThreadParticipant.read_seq)).where(
-                    col(ThreadParticipant.thread_id).in_(ids),
-                    col(ThreadParticipant.user_id) == principal.user_id,
-                )
-            )
-        ).all()
-    )
-    unread: dict[str, int] = dict(
-        (
-            await session.execute(
-                select(col(Message.thread_id), func.count())
-                .outerjoin(
-                    ThreadParticipant,
-                    and_(
-                        col(ThreadParticipant.thread_id) == Message.thread_id,
-                        col(ThreadParticipant.user_id) == principal.user_id,
-                    ),
-                )
-                .where(
-                    col(Message.thread_id).in_(ids),
-                    col(Message.thread_seq) > func.coalesce(ThreadParticipant.read_seq, 0),
-                    col(Message.deleted_at).is_(None),
-                    col(Message.author_id) != principal.user_id,
-                    visible,
-                )
-                .group_by(col(Message.thread_id))
-            )
-        ).all()
-    )
-    newest = (
-        select(col(Message.thread_id), func.max(col(Message.thread_seq)).label("seq"))
-        .where(col(Message.thread_id).in_(ids), visible)
-        .group_by(col(Message.thread_id))
-        .subquery()
-    )
-    last = {
-        m.thread_id: m
-        for m in await session.scalars(
-            select(Message).join(
-                newest, and_(col(Message.thread_id) == newest.c.thread_id, col(Message.thread_seq) == newest.c.seq)
-            )
-        )
-    }
-    return [
-        ThreadSummary(
-            thread=t, unread_count=unread.get(t.id, 0), read_seq=read_seqs.get(t.id, 0), last_message=last.get(t.id)
-        )
-        for t in threads
-    ]
+Mine = Annotated[
+    bool,
+    QueryParameter(
+        description="Only threads you take part in, by last activity (newest visible message first, "
+        "threads without messages last); otherwise every readable thread in creation order."
+    ),
+]
+Before = Annotated[
+    int | None,
+    QueryParameter(ge=1, le=MAX_INT, description="`next_before` of the previous page; absent: from the newest."),
+]
+MessageLimit = Annotated[int, QueryParameter(ge=1, le=200, description="Page size (1 to 200).")]
 
 
 class ThreadController(Controller):
@@ -93,23 +38,33 @@ class ThreadController(Controller):
         principal: PrincipalDep,
         subject_type: FromQuery[SubjectType | None] = None,
         subject_id: IdFilter = None,
+        mine: Mine = False,
         cursor: Cursor = None,
         limit: Limit = 50,
     ) -> Page[ThreadSummary]:
-        page = await list_readable(
-            session,
-            Thread,
-            principal,
-            where=equal_filters(Thread, subject_type=subject_type, subject_id=subject_id),
-            cursor=cursor,
-            limit=limit,
-        )
+        where = equal_filters(Thread, subject_type=subject_type, subject_id=subject_id)
+        if mine:
+            page = await list_my_threads(session, principal, where=where, cursor=cursor, limit=limit)
+        else:
+            page = await list_readable(session, Thread, principal, where=where, cursor=cursor, limit=limit)
         return Page[ThreadSummary](items=await summarize(session, principal, page.items), next_cursor=page.next_cursor)
 
     @get("/{thread_id:str}", operation_id="get_thread")
     async def get_thread(self, session: SessionDep, principal: PrincipalDep, thread_id: FromPath[str]) -> ThreadSummary:
         thread = await get_readable(session, Thread, principal, thread_id)
         return (await summarize(session, principal, [thread]))[0]
+
+    @get("/{thread_id:str}/messages", operation_id="list_thread_messages")
+    async def list_messages(
+        self,
+        session: SessionDep,
+        principal: PrincipalDep,
+        thread_id: IdPath,
+        before: Before = None,
+        limit: MessageLimit = 50,
+    ) -> MessagePage:
+        thread = await get_readable(session, Thread, principal, thread_id)
+        return await message_history(session, principal, thread, before=before, limit=limit)
 
 
 controllers = [ThreadController]

@@ -25,12 +25,14 @@ from loopline.syncing.registry import (
 )
 from loopline.threads.models import Message, Thread, Visibility
 from loopline.threads.service import (
+    MAX_MENTIONS,
     MessageDraft,
     add_participants_to_threads,
     append_messages,
     mark_read,
+    mentionable_users,
+    mentioned_usernames,
     tombstone,
-    users_by_username,
 )
 
 
@@ -43,7 +45,8 @@ class MessagePostArgs(_Args):
     thread_id: str = Field(max_length=36)
     body: str = Field(min_length=1, max_length=20000)
     visibility: Visibility = Visibility.INTERNAL
-    mentions: list[str] = Field(default_factory=list, max_length=50)
+    # Absent: the body's `@username`s. Given (even empty): exactly these.
+    mentions: list[str] | None = Field(default=None, max_length=MAX_MENTIONS)
     photo_hashes: list[Sha256Hex] = Field(default_factory=list, max_length=20)
 
 
@@ -63,7 +66,10 @@ async def post_messages(ctx: MutationContext, raws: list[dict[str, Any]]) -> lis
     stored = await ctx.session.scalars(select(Message).where(col(Message.id).in_({args.id for args in valid})))
     # What each id holds once the earlier messages of this run are in: a resend compares, never re-posts.
     content = {message.id: (message.public_data(), message.version) for message in stored}
-    mentioned = {user.username: user for user in await users_by_username(ctx.session, _all_mentions(valid))}
+    mentionable = await mentionable_users(
+        ctx.session, ctx.principal, (name for args in valid for name in _mentions(args))
+    )
+    mentioned = {user.username: user for user in mentionable}
     drafts: list[tuple[int, MessagePostArgs]] = []
     for index, args in enumerate(parsed):
         if args is None:
@@ -80,7 +86,7 @@ async def post_messages(ctx: MutationContext, raws: list[dict[str, Any]]) -> lis
             author_id=ctx.principal.user_id,
             body=args.body,
             visibility=args.visibility,
-            mentions=sorted({name for name in args.mentions if name in mentioned}),
+            mentions=sorted({name for name in _mentions(args) if name in mentioned}),
         )
         for _, args in drafts
     ]
@@ -108,8 +114,8 @@ async def post_messages(ctx: MutationContext, raws: list[dict[str, Any]]) -> lis
     return outcomes
 
 
-def _all_mentions(posts: list[MessagePostArgs]) -> list[str]:
-    return [name for args in posts for name in args.mentions]
+def _mentions(args: MessagePostArgs) -> list[str]:
+    return mentioned_usernames(args.body) if args.mentions is None else args.mentions
 
 
 def _post_content(ctx: MutationContext, args: MessagePostArgs) -> dict[str, Any]:

@@ -1,0 +1,89 @@
+"""The log tail: the newest change-log rows, read once per process and shared by every socket.
+
+A doorbell (or the safety poll) makes the tail read the rows after its high-water mark —
+one query per process however many sockets wait — and encode each change once. Sockets
+that reconnect with a recent cursor are served from here too; an older cursor falls back
+to `/sync/pull`'s reader. Rows are kept in seq order without gaps above `floor`: the
+tail holds every row with `floor < seq <= high`.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import orjson
+from sqlalchemy import func, select
+
+from loopline.core.changelog import ChangeLog
+from loopline.core.db import Database, table_of
+
+FETCH_LIMIT = 2000
+
+
+@dataclass(frozen=True)
+class TailRow:
+    seq: int
+    scope_key: str
+    entity: str
+    entity_id: str
+    version: int
+    change: bytes  # the change as `/sync/pull` sends it, JSON-encoded once
+
+
+class LogTail:
+    def __init__(self, db: Database, capacity: int) -> None:
+        self._db = db
+        self._rows: deque[TailRow] = deque(maxlen=capacity)
+        self.floor = 0
+        self.high = 0
+
+    async def start(self) -> None:
+        """Begin at the log's head: older rows are the database's business."""
+        self.high = self.floor = await self.head()
+
+    async def head(self) -> int:
+        log = table_of(ChangeLog).c
+        async with self._db.read_session() as session:
+            return int(await session.scalar(select(func.max(log.seq))) or 0)
+
+    async def fetch(self) -> list[TailRow]:
+        """The rows committed since the last fetch, appended to the tail and returned."""
+        log = table_of(ChangeLog).c
+        fetched: list[TailRow] = []
+        async with self._db.read_session() as session:
+            while True:
+                rows = (
+                    await session.execute(
+                        select(log.seq, log.scope_key, log.entity, log.entity_id, log.op, log.version, log.data)
+                        .where(log.seq > self.high)
+                        .order_by(log.seq)
+                        .limit(FETCH_LIMIT)
+                    )
+                ).all()
+                for row in rows:
+                    change = {
+                        "seq": row.seq,
+                        "entity": row.entity,
+                        "id": row.entity_id,
+                        "op": row.op,
+                        "version": row.version,
+                        "data": row.data,
+                    }
+                    tail_row = TailRow(
+                        row.seq, row.scope_key, row.entity, row.entity_id, row.version, orjson.dumps(change)
+                    )
+                    if len(self._rows) == self._rows.maxlen:
+                        self.floor = self._rows[0].seq
+                    self._rows.append(tail_row)
+                    fetched.append(tail_row)
+                    self.high = row.seq
+                if len(rows) < FETCH_LIMIT:
+                    return fetched
+
+    def after(self, seq: int) -> Iterator[TailRow] | None:
+        """Every row after `seq`, or None when the tail no longer reaches back that far."""
+        if seq < self.floor:
+            return None
+        return (row for row in self._rows if row.seq > seq)

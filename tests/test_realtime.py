@@ -1,0 +1,218 @@
+"""The live tail over real WebSockets against a real server process (see shared/design/realtime.md).
+
+Litestar's in-process WebSocket test client does not deliver channel messages (litestar
+issue #4200), so every test here talks to `loopline serve` on a free port.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+import websockets
+from sqlalchemy import update
+from websockets.exceptions import InvalidStatus
+
+from loopline.core.db import Database, table_of
+from loopline.core.runtime import Runtime
+from loopline.core.settings import Settings
+from loopline.realtime.models import WsTicket
+from loopline.threads.service import add_participants_to_threads
+from tests.live_helpers import Live, StalledSocket, User, new_id
+from tests.support import demo_world, running_server
+
+pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture(scope="module")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Settings]]:
+    with demo_world(tmp_path_factory.mktemp("live")) as settings, running_server(settings) as base:
+        yield base, settings
+
+
+@pytest.fixture(scope="module")
+def tight_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A server that pauses before a socket's first frame and gives up on slow sockets quickly."""
+    with (
+        demo_world(tmp_path_factory.mktemp("tight")) as settings,
+        running_server(
+            settings,
+            ("LOOPLINE_FAULT_INJECTION", "ws_pause_before_first_frame"),
+            ("LOOPLINE_WS_QUEUE_LIMIT", "8"),
+            ("LOOPLINE_WS_SEND_TIMEOUT_S", "2"),
+        ) as base,
+    ):
+        yield base
+
+
+@pytest.fixture
+async def http(live_server: tuple[str, Settings]) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=live_server[0], timeout=30) as client:
+        yield client
+
+
+async def thread_with(http: httpx.AsyncClient, author: User, *usernames: str) -> str:
+    """A new defect thread of `author`'s, with the mentioned (staff) users joined."""
+    thread_id = await author.new_thread()
+    await author.post(thread_id, "joining you in", mentions=list(usernames))
+    return thread_id
+
+
+async def customer_joins(settings: Settings, thread_id: str, customer: User) -> None:
+    """Customers join the threads of their cases; no endpoint opens one yet, so arrange it directly."""
+    me = await customer.user_id()
+    runtime = Runtime(settings=settings, db=Database.open(settings))
+    async with runtime.unit_of_work(actor="test", command="test.join") as session:
+        await add_participants_to_threads(session, [(thread_id, me, "customer")])
+    await runtime.db.close()
+
+
+async def test_a_message_reaches_every_participant_and_an_internal_one_never_a_customer(
+    live_server: tuple[str, Settings], http: httpx.AsyncClient
+) -> None:
+    base, settings = live_server
+    wang, lena, gil = [await User.sign_in(http, name) for name in ("wang.lei", "lena.fischer", "gil.workshop")]
+    thread_id = await thread_with(http, wang, "lena.fischer")
+    await customer_joins(settings, thread_id, gil)
+    rep, customer = await Live.open(base, lena), await Live.open(base, gil)
+    internal = await wang.post(thread_id, "the coating is thin at the edge")
+    public = await wang.post(thread_id, "we are checking your lot", visibility="customer")
+    await rep.until(lambda live: public in live.message_ids())
+    await customer.until(lambda live: public in live.message_ids())
+    assert internal in rep.message_ids()
+    # The customer's frames are in commit order, so the internal message would have come first.
+    assert internal not in customer.message_ids()
+    assert {m["visibility"] for m in customer.messages()} == {"customer"}
+    await rep.close()
+    await customer.close()
+
+
+async def test_a_socket_killed_mid_burst_resumes_from_its_cursor_with_every_message_once_in_order(
+    live_server: tuple[str, Settings], http: httpx.AsyncClient
+) -> None:
+    base, _ = live_server
+    wang, lena = await User.sign_in(http, "wang.lei"), await User.sign_in(http, "lena.fischer")
+    thread_id = await thread_with(http, wang, "lena.fischer")
+    first = await Live.open(base, lena)
+    await first.until(lambda live: live.cursor is not None)
+    already = set(first.message_ids())
+
+    async def burst() -> list[str]:
+        posted: list[str] = []
+        for batch in range(20):
+            ids = [f"{thread_id[:8]}-{batch}-{n}" for n in range(10)]
+            await wang.push(*[("message.post", {"id": i, "thread_id": thread_id, "body": f"reading {i}"}) for i in ids])
+            posted.extend(ids)
+        return posted
+
+    posting = asyncio.create_task(burst())
+    await first.until(lambda live: len(set(live.message_ids()) - already) >= 60)
+    first.socket.transport.abort()  # no close frame: as if the tablet lost its network
+    second = await Live.open(base, lena, client_id=first.client_id, cursor=first.cursor)
+    posted = await posting
+    await second.until(lambda live: set(posted) <= already | set(first.message_ids()) | set(live.message_ids()))
+    received = [m for m in first.messages() + second.messages() if m["id"] in set(posted)]
+    assert sorted(m["id"] for m in received) == sorted(posted)  # each exactly once
+    assert [m["thread_seq"] for m in received] == sorted(m["thread_seq"] for m in received)
+    await second.close()
+
+
+async def test_a_message_committed_between_hello_and_the_first_frame_is_delivered(tight_server: str) -> None:
+    async with httpx.AsyncClient(base_url=tight_server, timeout=30) as http:
+        wang, lena = await User.sign_in(http, "wang.lei"), await User.sign_in(http, "lena.fischer")
+        thread_id = await thread_with(http, wang, "lena.fischer")
+        live = await Live.open(tight_server, lena)
+        # The server has subscribed and read the log, then waits a second before its first frame.
+        await asyncio.sleep(0.3)
+        racing = await wang.post(thread_id, "committed inside the window")
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(live.socket.recv(), 0.05)  # still inside the window: nothing sent yet
+        await live.until(lambda live: racing in live.message_ids())
+        assert live.message_ids().count(racing) == 1
+        await live.close()
+
+
+async def test_a_socket_that_stops_reading_is_closed_with_4008_and_the_others_get_everything(
+    tight_server: str,
+) -> None:
+    async with httpx.AsyncClient(base_url=tight_server, timeout=30) as http:
+        wang = await User.sign_in(http, "wang.lei")
+        lena, marcus = await User.sign_in(http, "lena.fischer"), await User.sign_in(http, "marcus.reed")
+        thread_id = await thread_with(http, wang, "lena.fischer", "marcus.reed")
+        fast = await Live.open(tight_server, lena)
+        stalled = StalledSocket(tight_server, await marcus.ticket(), client_id=new_id())
+        await fast.until(lambda live: live.cursor is not None)
+        big = "x" * 16_000
+        posted: list[str] = []
+        for batch in range(100):
+            pushed = await wang.push(
+                *[
+                    ("message.post", {"id": f"{thread_id[:8]}-{batch}-{n}", "thread_id": thread_id, "body": big})
+                    for n in range(5)
+                ]
+            )
+            posted.extend(r["id"] for r in pushed["results"])
+        await fast.until(lambda live: len(live.messages()) >= 501, timeout_s=60)
+        assert await asyncio.to_thread(stalled.close_code) == 4008
+        await fast.close()
+
+
+@pytest.mark.parametrize("problem", ["missing", "forged", "reused", "expired", "signed_out"])
+async def test_a_bad_ticket_refuses_the_upgrade(
+    live_server: tuple[str, Settings], http: httpx.AsyncClient, problem: str
+) -> None:
+    base, settings = live_server
+    jana = await User.sign_in(http, "jana.novak")
+    ticket = await jana.ticket()
+    if problem == "reused":
+        used = await websockets.connect(f"{base.replace('http', 'ws')}/api/v1/ws?ticket={ticket}")
+        await used.close()
+    elif problem == "expired":
+        runtime = Runtime(settings=settings, db=Database.open(settings))
+        tickets = table_of(WsTicket)
+        async with runtime.unit_of_work(actor="test") as session:
+            await session.execute(update(tickets).values(expires_at=datetime.now(UTC) - timedelta(minutes=1)))
+        await runtime.db.close()
+    elif problem == "signed_out":
+        await http.post("/api/v1/auth/logout", headers=jana.headers)
+    query = {"missing": "", "forged": "?ticket=forged-ticket-0123456789"}.get(problem, f"?ticket={ticket}")
+    with pytest.raises(InvalidStatus) as refused:
+        await websockets.connect(f"{base.replace('http', 'ws')}/api/v1/ws{query}")
+    assert refused.value.response.status_code == 403
+
+
+async def test_typing_reaches_staff_in_the_thread_and_presence_follows_the_socket(
+    live_server: tuple[str, Settings], http: httpx.AsyncClient
+) -> None:
+    base, settings = live_server
+    wang, rep_user, gil = [await User.sign_in(http, name) for name in ("wang.lei", "kenji.sato", "gil.workshop")]
+    thread_id = await thread_with(http, wang, "kenji.sato")
+    await customer_joins(settings, thread_id, gil)
+    watcher, customer = await Live.open(base, wang), await Live.open(base, gil)
+    for live in (watcher, customer):
+        await live.until(lambda live: live.cursor is not None)
+    rep = await Live.open(base, rep_user)
+    await rep.until(lambda live: live.cursor is not None)
+
+    def saw(live: Live, **expected: Any) -> bool:
+        return any(all(signal.get(k) == v for k, v in expected.items()) for signal in live.signals)
+
+    rep_id = await rep_user.user_id()
+    await watcher.until(lambda live: saw(live, type="presence", user_id=rep_id, state="active"))
+    await rep.send(type="typing", thread_id=thread_id, state="start")
+    await watcher.until(lambda live: saw(live, type="typing", user_id=rep_id, state="start"))
+    await rep.send(type="presence", state="idle")
+    await watcher.until(lambda live: saw(live, type="presence", user_id=rep_id, state="idle"))
+    # The customer heard of neither: staff typing and presence stay inside the company.
+    await customer.send(type="typing", thread_id=thread_id, state="start")
+    await rep.until(lambda live: saw(live, type="typing", state="start"))
+    assert not saw(customer, user_id=rep_id)
+    # A socket that opens now is told who is present among the people it shares threads with.
+    late = await Live.open(base, wang)
+    await late.until(lambda live: saw(live, type="presence", user_id=rep_id, state="idle"))
+    for live in (watcher, customer, rep, late):
+        await live.close()
