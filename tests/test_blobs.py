@@ -24,6 +24,7 @@ from litestar.testing import AsyncTestClient
 from PIL import ExifTags, Image
 from sqlmodel import col, select
 
+from loopline.app import create_app
 from loopline.core.changelog import ChangeLog
 from loopline.core.clock import FrozenClock
 from loopline.core.runtime import Runtime
@@ -349,7 +350,13 @@ async def test_a_connection_lost_mid_chunk_writes_nothing(
     async def send_event(message: dict[str, Any]) -> None:
         sent.append(message)
 
-    await world_client.app(scope, receive, send_event)  # type: ignore[arg-type]
+    # The raw ASGI call runs on this test's event loop, so it needs an app whose database
+    # connections are made here (asyncpg's are bound to the loop that made them).
+    app = create_app(world_settings)
+    try:
+        await app(scope, receive, send_event)  # type: ignore[arg-type]
+    finally:
+        await app.state.runtime.db.close()
     # Nobody reads this answer, but it is not a server error either.
     statuses = [message["status"] for message in sent if message["type"] == "http.response.start"]
     assert statuses == [400]
