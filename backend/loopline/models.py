@@ -5,6 +5,8 @@ from sqlmodel import SQLModel
 from loopline.catalog import models as catalog
 from loopline.core.audit import AuditEvent
 from loopline.core.changelog import ChangeLog
+from loopline.core.events import DomainEvent
+from loopline.core.numbering import NumberSequence
 from loopline.customer import models as customer
 from loopline.media import models as media
 from loopline.people import models as people
@@ -18,6 +20,8 @@ metadata = SQLModel.metadata
 __all__ = [
     "AuditEvent",
     "ChangeLog",
+    "DomainEvent",
+    "NumberSequence",
     "catalog",
     "customer",
     "media",

@@ -14,6 +14,7 @@ from loopline.core.audit import AuditEvent
 from loopline.core.changelog import ChangeLog
 from loopline.core.entity import plant_scope
 from loopline.core.types import MAX_INT, UTCTimestamp
+from loopline.loop.out_of_spec import RuleContext, respond_to_out_of_spec
 from loopline.media.models import Sha256Hex
 from loopline.media.service import link_photos
 from loopline.quality.models import (
@@ -147,7 +148,31 @@ async def submit_inspection(ctx: MutationContext, raw: dict[str, Any]) -> int:
             args.photo_hashes,
             ctx.principal.user_id,
         )
+        failing_codes = [m.characteristic for m, flagged in zip(args.measurements, flags, strict=True) if flagged]
+        failing = [characteristics[code] for code in dict.fromkeys(failing_codes)]
+        if failing:
+            await _out_of_spec(ctx, inspection, batch, failing)
     return stored.version
+
+
+async def _out_of_spec(
+    ctx: MutationContext, inspection: Inspection, batch: Batch, failing: list[Characteristic]
+) -> None:
+    outcome = await respond_to_out_of_spec(
+        RuleContext(session=ctx.session, actor=ctx.principal.user_id, now=ctx.now), inspection, batch, failing
+    )
+    ctx.uow.audit(
+        entity="inspection",
+        entity_id=inspection.id,
+        action="rule.out_of_spec",
+        diff={
+            "characteristics": [c.code for c in failing],
+            "nonconformance": outcome.nonconformance.number if outcome else None,
+            "opened": outcome.opened if outcome else False,
+            "cases": [case.number for case in outcome.cases] if outcome else [],
+            "advisory": outcome.advisory.number if outcome and outcome.advisory else None,
+        },
+    )
 
 
 async def require_defect_code(ctx: MutationContext, code: str) -> None:
