@@ -206,6 +206,45 @@ class DefectConflict(PlantScopedEntity, table=True):
     reviewed_at: UTCTimestamp | None = Field(default=None, sa_type=UTCDateTime)
 
 
+class WatchStatus(StrEnum):
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+class QualityWatch(PlantScopedEntity, table=True):
+    """An SPC signal inside the spec limits: a task for the line's supervisor; no customer hears of it."""
+
+    __entity__ = "quality_watch"
+    __table_args__ = (one_of("status", WatchStatus),)
+
+    number: str = Field(max_length=32, unique=True)
+    line: str = Field(max_length=16)
+    characteristic_code: str = Field(max_length=16)
+    batch_id: str = Field(foreign_key="batch.id", index=True, max_length=36)
+    inspection_id: str = Field(foreign_key="inspection.id", max_length=36)
+    rules: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    assignee_id: str | None = Field(default=None, foreign_key="user.id", index=True, max_length=36)
+    status: WatchStatus = Field(default=WatchStatus.OPEN, sa_type=EnumString(WatchStatus, 16))
+
+
+class CapabilitySnapshot(PlantScopedEntity, table=True):
+    """A characteristic's capability on a line after an inspection, beside its target (Ppk-style: overall sigma)."""
+
+    __entity__ = "capability_snapshot"
+
+    line: str = Field(max_length=16)
+    characteristic_code: str = Field(max_length=16)
+    inspection_id: str = Field(foreign_key="inspection.id", index=True, max_length=36)
+    subgroups: int = Field(ge=0, le=MAX_INT)
+    n: int = Field(ge=0, le=MAX_INT)
+    mean: float | None = None
+    sigma: float | None = None
+    cp: float | None = None
+    cpk: float | None = None
+    cpk_target: float | None = None
+    meets_target: bool | None = None
+
+
 DEFECT_TRANSITIONS: dict[str, set[str]] = {
     DefectStatus.OPEN: {DefectStatus.CONTAINED, DefectStatus.CLOSED},
     DefectStatus.CONTAINED: {DefectStatus.OPEN, DefectStatus.CLOSED},

@@ -15,6 +15,7 @@ from loopline.core.changelog import ChangeLog
 from loopline.core.entity import plant_scope
 from loopline.core.types import MAX_INT, UTCTimestamp
 from loopline.loop.out_of_spec import RuleContext, respond_to_out_of_spec
+from loopline.loop.spc_watch import watch_line
 from loopline.media.models import Sha256Hex
 from loopline.media.service import link_photos
 from loopline.quality.models import (
@@ -118,18 +119,17 @@ async def submit_inspection(ctx: MutationContext, raw: dict[str, Any]) -> int:
         },
     )
     if created:
-        samples: defaultdict[str, int] = defaultdict(int)
+        rows: defaultdict[str, list[Measurement]] = defaultdict(list)
         for measurement, flagged in zip(args.measurements, flags, strict=True):
-            index = samples[measurement.characteristic]
-            samples[measurement.characteristic] += 1
             row = Measurement(
                 plant_id=batch.plant_id,
                 inspection_id=inspection.id,
                 characteristic_code=measurement.characteristic,
-                sample_index=index,
+                sample_index=len(rows[measurement.characteristic]),
                 value=measurement.value,
                 out_of_spec=flagged,
             )
+            rows[measurement.characteristic].append(row)
             ctx.session.add(row)
             await ctx.session.flush()
             await link_photos(
@@ -148,8 +148,16 @@ async def submit_inspection(ctx: MutationContext, raw: dict[str, Any]) -> int:
             args.photo_hashes,
             ctx.principal.user_id,
         )
-        failing_codes = [m.characteristic for m, flagged in zip(args.measurements, flags, strict=True) if flagged]
-        failing = [characteristics[code] for code in dict.fromkeys(failing_codes)]
+        for code, measured in rows.items():
+            await watch_line(
+                ctx.session,
+                actor=ctx.principal.user_id,
+                inspection=inspection,
+                batch=batch,
+                characteristic=characteristics[code],
+                measurements=measured,
+            )
+        failing = [characteristics[code] for code, measured in rows.items() if any(m.out_of_spec for m in measured)]
         if failing:
             await _out_of_spec(ctx, inspection, batch, failing)
     return stored.version
