@@ -10,42 +10,20 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy import func
 from sqlmodel import col, select
 
-from loopline.catalog.models import InspectionPlan
 from loopline.core.audit import AuditEvent
 from loopline.core.events import DomainEvent
 from loopline.core.runtime import Runtime
 from loopline.customer.models import Account, Advisory, AdvisoryRecipient, Case, Contact
-from loopline.people.models import User
 from loopline.quality.models import Batch, Inspection, NonConformance
 from loopline.threads.models import SubjectType, Thread, ThreadParticipant
 from tests.conftest import Login
-from tests.sync_helpers import Device, new_id
-
-LOT_018, LOT_016, LOT_019 = "CN-SZ-L2-2406-018", "CN-SZ-L2-2406-016", "CN-SZ-L1-2406-019"
-# INS-88213: four of five C1 readings below the lower limit of 25 µm.
-LATE_SHIFT_C1 = [24.0, 22.0, 23.0, 26.0, 21.0]
+from tests.loop_helpers import LATE_SHIFT_C1, LOT_016, LOT_018, LOT_019, demo_ids, inspection
+from tests.sync_helpers import Device
 
 
 @pytest.fixture(scope="module")
 async def ids(world_runtime: Runtime) -> dict[str, str]:
-    async with world_runtime.db.read_session() as session:
-        found = {b.lot_no: b.id for b in await session.scalars(select(Batch))}
-        found |= {p.code: p.id for p in await session.scalars(select(InspectionPlan))}
-        found |= {a.code: a.id for a in await session.scalars(select(Account))}
-        found |= {u.username: u.id for u in await session.scalars(select(User))}
-    return found
-
-
-def inspection(ids: dict[str, str], lot: str, c1: list[float], **extra: Any) -> dict[str, Any]:
-    return {
-        "id": new_id(),
-        "batch_id": ids[lot],
-        "plan_id": ids["FINAL-HLD200"],
-        "kind": "audit",
-        "captured_at": "2024-06-17T08:10:00Z",
-        "measurements": [{"characteristic": "C1", "value": v} for v in c1],
-        **extra,
-    }
+    return await demo_ids(world_runtime)
 
 
 async def count(runtime: Runtime, model: type[Any], *where: Any) -> int:

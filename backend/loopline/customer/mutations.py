@@ -1,13 +1,26 @@
-"""Sync mutations of customer service: case status commands."""
+"""Sync mutations of customer service: case status commands, advisory approval, sending and answers."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from loopline.core.access import Role
-from loopline.customer.models import CASE_TRANSITIONS, Case, CaseStatus
+from loopline.customer import advisories
+from loopline.customer.advisories import AdvisoryStepRefused
+from loopline.customer.models import CASE_TRANSITIONS, Advisory, AdvisoryRecipient, Case, CaseStatus
+from loopline.loop.remedies import on_acknowledgement
 from loopline.quality.mutations import StatusArgs
-from loopline.syncing.registry import Handler, MutationContext, parse_args, readable, require, status_command
+from loopline.syncing.registry import (
+    Handler,
+    MutationContext,
+    MutationRejected,
+    parse_args,
+    readable,
+    require,
+    status_command,
+)
 
 
 async def set_case_status(ctx: MutationContext, raw: dict[str, Any]) -> int:
@@ -22,4 +35,64 @@ async def set_case_status(ctx: MutationContext, raw: dict[str, Any]) -> int:
     return case.version
 
 
-mutations: dict[str, Handler] = {"case.set_status": set_case_status}
+class AdvisoryArgs(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(max_length=36)
+
+
+class AdvisoryResponseArgs(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    recipient_id: str = Field(max_length=36)
+    response: Literal["acknowledge", "accept", "decline"]
+
+
+def _refused(exc: AdvisoryStepRefused) -> MutationRejected:
+    return MutationRejected(exc.code, exc.message, {"current": exc.current})
+
+
+async def approve_advisory(ctx: MutationContext, raw: dict[str, Any]) -> int:
+    args = parse_args(AdvisoryArgs, raw)
+    require(ctx.principal.role in APPROVERS, "forbidden", "Only a supervisor approves advisories.")
+    advisory = await readable(ctx, Advisory, args.id)
+    if advisories.approve(ctx.session, advisory, ctx.principal.user_id, ctx.now):
+        await ctx.session.flush()
+    return advisory.version
+
+
+async def send_advisory(ctx: MutationContext, raw: dict[str, Any]) -> int:
+    args = parse_args(AdvisoryArgs, raw)
+    require(ctx.principal.role in APPROVERS, "forbidden", "Only a supervisor sends advisories.")
+    advisory = await readable(ctx, Advisory, args.id)
+    try:
+        await advisories.send(ctx.session, advisory, ctx.principal.user_id, ctx.now)
+    except AdvisoryStepRefused as exc:
+        raise _refused(exc) from exc
+    return advisory.version
+
+
+async def respond_to_advisory(ctx: MutationContext, raw: dict[str, Any]) -> int:
+    args = parse_args(AdvisoryResponseArgs, raw)
+    require(ctx.principal.role in RESPONDERS, "forbidden", "Customers and service staff record answers.")
+    recipient = await readable(ctx, AdvisoryRecipient, args.recipient_id)
+    try:
+        answered = advisories.respond(ctx.session, recipient, args.response, ctx.principal.user_id, ctx.now)
+    except AdvisoryStepRefused as exc:
+        raise _refused(exc) from exc
+    if answered:
+        await ctx.session.flush()
+        if args.response == "acknowledge":
+            await on_acknowledgement(ctx.session, recipient, actor=ctx.principal.user_id, now=ctx.now)
+    return recipient.version
+
+
+APPROVERS = {Role.SUPERVISOR, Role.ADMIN}
+RESPONDERS = {Role.CUSTOMER, Role.SERVICE_REP, Role.SUPERVISOR, Role.ADMIN}
+
+mutations: dict[str, Handler] = {
+    "case.set_status": set_case_status,
+    "advisory.approve": approve_advisory,
+    "advisory.send": send_advisory,
+    "advisory.respond": respond_to_advisory,
+}
