@@ -118,6 +118,8 @@ class Case(AccountScopedEntity, table=True):
     first_response_at: UTCTimestamp | None = Field(default=None, sa_type=UTCDateTime)
     resolved_at: UTCTimestamp | None = Field(default=None, sa_type=UTCDateTime)
     auto_handled: bool = False
+    # The answer given when the case was resolved (an inquiry answered from the trace, a fix).
+    resolution: str = Field(default="", max_length=4000)
 
 
 class AdvisoryStatus(StrEnum):

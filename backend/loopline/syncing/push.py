@@ -28,6 +28,7 @@ from loopline.core.db import table_of
 from loopline.core.errors import AppError, Conflict
 from loopline.core.runtime import Runtime
 from loopline.customer.mutations import mutations as customer_mutations
+from loopline.loop.mutations import mutations as loop_mutations
 from loopline.media.mutations import mutations as media_mutations
 from loopline.quality.mutations import mutations as quality_mutations
 from loopline.syncing.meta import server_epoch
@@ -43,6 +44,7 @@ log = logging.getLogger("loopline.sync")
 MUTATIONS: dict[str, Handler | BatchHandler] = {
     **quality_mutations,
     **customer_mutations,
+    **loop_mutations,
     **thread_mutations,
     **media_mutations,
 }

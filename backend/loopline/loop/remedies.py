@@ -1,0 +1,125 @@
+"""Granting remedies to a case: gather its facts, apply the entitlement rules, store what they grant.
+
+Called when a recipient acknowledges an advisory (the account's inspection-deviation
+case gets its remedy) and when a complaint links to an advisory. A case that has
+remedies already gets no more: acknowledging twice, or a resent complaint, grants once.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import func
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
+
+from loopline.catalog.models import ProductModel, Severity
+from loopline.core.canonical import to_jsonable
+from loopline.core.events import emit
+from loopline.core.numbering import next_number
+from loopline.customer.entitlements import CaseFacts, matching_rule, propose
+from loopline.customer.models import (
+    Account,
+    Advisory,
+    AdvisoryRecipient,
+    Case,
+    EntitlementRule,
+    Remedy,
+    RemedyKind,
+    RemedyStatus,
+    ShipmentLine,
+)
+
+
+async def grant_remedies(
+    session: AsyncSession, case: Case, *, affected_qty: int, failed_qty: int, actor: str, now: datetime
+) -> list[Remedy]:
+    if await session.scalar(select(col(Remedy.id)).where(Remedy.case_id == case.id).limit(1)) is not None:
+        return []
+    account = await session.get(Account, case.account_id)
+    product = await session.get(ProductModel, case.product_model_id) if case.product_model_id else None
+    if account is None or product is None:
+        return []
+    facts = CaseFacts(
+        tier=account.tier,
+        severity=Severity(case.severity),
+        defect_code=case.defect_code,
+        has_advisory=case.advisory_id is not None,
+        affected_qty=affected_qty,
+        failed_qty=failed_qty,
+        unit_cost=Decimal(product.unit_cost),
+        credit_granted=await _credit_granted(session, case),
+    )
+    rule = matching_rule(await session.scalars(select(EntitlementRule)), facts)
+    if rule is None:
+        return []
+    granted = []
+    for proposal in propose(rule, facts):
+        remedy = Remedy(
+            account_id=case.account_id,
+            number=await next_number(session, "RMA"),
+            case_id=case.id,
+            rule_id=rule.id,
+            kind=proposal.kind,
+            qty=proposal.qty,
+            amount=proposal.amount,
+            details=to_jsonable(
+                {**proposal.details, "approver_id": None if proposal.auto_approved else rule.approver_id}
+            ),
+            status=RemedyStatus.APPROVED if proposal.auto_approved else RemedyStatus.PROPOSED,
+        )
+        session.add(remedy)
+        await session.flush()
+        granted.append(remedy)
+        for event in ("remedy.proposed", *(["remedy.approved"] if proposal.auto_approved else [])):
+            emit(
+                session,
+                event,
+                subject_type="remedy",
+                subject_id=remedy.id,
+                actor=actor,
+                at=now,
+                payload={
+                    "number": remedy.number,
+                    "case_id": case.id,
+                    "rule": rule.code,
+                    "kind": remedy.kind,
+                    "amount": remedy.amount,
+                },
+            )
+    return granted
+
+
+async def _credit_granted(session: AsyncSession, case: Case) -> bool:
+    """Whether this account got its credit for this advisory on any case already."""
+    if case.advisory_id is None:
+        return False
+    found = await session.scalar(
+        select(col(Remedy.id))
+        .join(Case, col(Case.id) == Remedy.case_id)
+        .where(
+            Case.account_id == case.account_id,
+            Case.advisory_id == case.advisory_id,
+            Remedy.kind == RemedyKind.CREDIT_PCT,
+            col(Remedy.status) != RemedyStatus.REJECTED,
+        )
+        .limit(1)
+    )
+    return found is not None
+
+
+async def on_acknowledgement(session: AsyncSession, recipient: AdvisoryRecipient, *, actor: str, now: datetime) -> None:
+    """An account acknowledged an advisory: its case for that advisory is granted what it is owed."""
+    advisory = await session.get(Advisory, recipient.advisory_id)
+    if advisory is None:
+        return
+    for case in await session.scalars(
+        select(Case).where(Case.advisory_id == advisory.id, Case.account_id == recipient.account_id)
+    ):
+        received = await session.scalar(
+            select(func.coalesce(func.sum(ShipmentLine.qty), 0)).where(
+                ShipmentLine.account_id == recipient.account_id, col(ShipmentLine.batch_id).in_(advisory.batch_ids)
+            )
+        )
+        await grant_remedies(session, case, affected_qty=int(received or 0), failed_qty=0, actor=actor, now=now)

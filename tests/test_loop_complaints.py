@@ -1,0 +1,139 @@
+"""Complaints and inquiries through the sync push: linked by lot and category, flagged, or answered by the trace."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from litestar.testing import AsyncTestClient
+from sqlmodel import select
+
+from loopline.core.runtime import Runtime
+from loopline.customer.models import Advisory, AdvisoryRecipient, Case, Remedy
+from tests.conftest import Login
+from tests.loop_helpers import LATE_SHIFT_C1, LOT_018, demo_ids, inspection
+from tests.sync_helpers import Device, new_id
+
+
+@pytest.fixture(scope="module")
+async def ids(world_runtime: Runtime) -> dict[str, str]:
+    return await demo_ids(world_runtime)
+
+
+@pytest.fixture(scope="module")
+async def advisory(
+    world_client: AsyncTestClient[Any], world_login: Login, world_runtime: Runtime, ids: dict[str, str]
+) -> Advisory:
+    """Scenario steps 2-4: the out-of-spec lot 018, its advisory sent, Iberia's acknowledgement (and credit)."""
+    wang, qa = (
+        Device(world_client, await world_login("wang.lei")),
+        Device(world_client, await world_login("qa.manager")),
+    )
+    await wang.push_ok(wang.mutation("inspection.submit", inspection(ids, LOT_018, LATE_SHIFT_C1)))
+    async with world_runtime.db.read_session() as session:
+        drafted = (await session.scalars(select(Advisory))).one()
+    await qa.push_ok(
+        qa.mutation("advisory.approve", {"id": drafted.id}), qa.mutation("advisory.send", {"id": drafted.id})
+    )
+    lucia = Device(world_client, await world_login("lucia.martin"))
+    async with world_runtime.db.read_session() as session:
+        iberia = next(r for r in await session.scalars(select(AdvisoryRecipient)) if r.account_id == ids["A-003"])
+    await lucia.push_ok(lucia.mutation("advisory.respond", {"recipient_id": iberia.id, "response": "acknowledge"}))
+    return drafted
+
+
+async def open_case(device: Device, **args: Any) -> tuple[dict[str, Any], str]:
+    case_id = new_id()
+    response = await device.push_ok(device.mutation("case.open", {"id": case_id, **args}))
+    return response["results"][0], case_id
+
+
+async def stored(runtime: Runtime, case_id: str) -> tuple[Case, list[Remedy]]:
+    async with runtime.db.read_session() as session:
+        case = await session.get(Case, case_id)
+        remedies = list(await session.scalars(select(Remedy).where(Remedy.case_id == case_id)))
+    assert case is not None
+    return case, remedies
+
+
+async def test_a_workshop_complaint_on_lot_018_links_to_the_nc_and_advisory_and_gets_its_three_units(
+    world_client: AsyncTestClient[Any], world_login: Login, world_runtime: Runtime, advisory: Advisory
+) -> None:
+    gil = Device(world_client, await world_login("gil.workshop"))
+    result, case_id = await open_case(
+        gil, title="3 headlamps flicker", lot_no=LOT_018, category_code="FLICKER", qty_failed=3
+    )
+    assert result["status"] == "applied"
+    case, remedies = await stored(world_runtime, case_id)
+    assert (case.origin, case.nc_id, case.advisory_id, case.defect_code) == (
+        "customer",
+        advisory.nc_id,
+        advisory.id,
+        "CC-THIN",
+    )
+    # R3 again, but the 10 % credit went with Iberia's first case: only the failed units.
+    assert [(r.kind, r.qty, str(r.amount), r.status) for r in remedies] == [("replace_failed", 3, "54.00", "approved")]
+
+
+async def test_a_complaint_about_another_defect_is_investigated_not_linked(
+    world_client: AsyncTestClient[Any],
+    world_login: Login,
+    world_runtime: Runtime,
+    ids: dict[str, str],
+    advisory: Advisory,
+) -> None:
+    kenji = Device(world_client, await world_login("kenji.sato"))
+    _, case_id = await open_case(
+        kenji,
+        account_id=ids["A-004"],
+        title="4 connector latches broken",
+        lot_no="CN-SZ-L2-2406-017",
+        category_code="CONNECTOR",
+        qty_failed=4,
+    )
+    case, remedies = await stored(world_runtime, case_id)
+    assert (case.batch_id, case.nc_id, case.advisory_id, case.defect_code) == (
+        ids["CN-SZ-L2-2406-017"],
+        None,
+        None,
+        "MECH-LATCH",
+    )
+    assert [(r.kind, r.status) for r in remedies] == [("investigate", "proposed")]
+
+
+async def test_a_lot_the_account_never_received_is_flagged_not_linked(
+    world_client: AsyncTestClient[Any],
+    world_login: Login,
+    world_runtime: Runtime,
+    ids: dict[str, str],
+    advisory: Advisory,
+) -> None:
+    kenji = Device(world_client, await world_login("kenji.sato"))
+    _, case_id = await open_case(
+        kenji, account_id=ids["A-004"], title="flicker", lot_no=LOT_018, category_code="FLICKER", qty_failed=1
+    )
+    case, remedies = await stored(world_runtime, case_id)
+    assert (case.flags, case.batch_id, case.nc_id) == (["lot_not_received"], None, None)
+    assert remedies == []
+
+
+async def test_an_inquiry_is_answered_by_the_trace(
+    world_client: AsyncTestClient[Any],
+    world_login: Login,
+    world_runtime: Runtime,
+    ids: dict[str, str],
+    advisory: Advisory,
+) -> None:
+    diego, marcus = (
+        Device(world_client, await world_login("diego.ruiz")),
+        Device(world_client, await world_login("marcus.reed")),
+    )
+    _, unaffected = await open_case(diego, account_id=ids["A-005"], kind="inquiry", title="Are we affected?")
+    case, _ = await stored(world_runtime, unaffected)
+    assert (case.status, case.auto_handled, case.advisory_id) == ("resolved", True, None)
+    assert case.first_response_at == case.resolved_at
+    assert "CN-SZ-L1-2406-020" in case.resolution
+    assert "CN-SZ-L2-2406-017" in case.resolution
+    _, affected = await open_case(marcus, account_id=ids["A-002"], kind="inquiry", title="Are we affected?")
+    case, _ = await stored(world_runtime, affected)
+    assert (case.status, case.auto_handled, case.advisory_id) == ("new", False, advisory.id)
