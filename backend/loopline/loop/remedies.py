@@ -30,6 +30,7 @@ from loopline.customer.models import (
     RemedyStatus,
     ShipmentLine,
 )
+from loopline.quality.models import CostCategory, NonConformance, QualityCost
 
 
 async def grant_remedies(
@@ -72,6 +73,8 @@ async def grant_remedies(
         session.add(remedy)
         await session.flush()
         granted.append(remedy)
+        if proposal.auto_approved:
+            await book_external_failure(session, remedy, case, now)
         for event in ("remedy.proposed", *(["remedy.approved"] if proposal.auto_approved else [])):
             emit(
                 session,
@@ -89,6 +92,28 @@ async def grant_remedies(
                 },
             )
     return granted
+
+
+async def book_external_failure(session: AsyncSession, remedy: Remedy, case: Case, now: datetime) -> None:
+    """An approved remedy for a nonconformance's case is external-failure cost of that nonconformance."""
+    if case.nc_id is None or remedy.amount == 0:
+        return
+    nc = await session.get(NonConformance, case.nc_id)
+    if nc is None:
+        return
+    session.add(
+        QualityCost(
+            plant_id=nc.plant_id,
+            nc_id=nc.id,
+            ref=remedy.number,
+            category=CostCategory.EXTERNAL_FAILURE,
+            description=f"{remedy.kind} for {case.number}",
+            amount=remedy.amount,
+            currency=remedy.currency,
+            incurred_at=now,
+        )
+    )
+    await session.flush()
 
 
 async def _credit_granted(session: AsyncSession, case: Case) -> bool:

@@ -18,6 +18,7 @@ from loopline.loop.out_of_spec import RuleContext, respond_to_out_of_spec
 from loopline.loop.spc_watch import watch_line
 from loopline.media.models import Sha256Hex
 from loopline.media.service import link_photos
+from loopline.quality.improvement import guard_nc_close
 from loopline.quality.models import (
     DEFECT_TRANSITIONS,
     NC_TRANSITIONS,
@@ -347,6 +348,7 @@ async def set_nc_status(ctx: MutationContext, raw: dict[str, Any]) -> int:
     require(ctx.principal.role in {Role.SUPERVISOR, Role.ADMIN, Role.INSPECTOR})
     nc = await readable(ctx, NonConformance, args.id)
     if status_command(nc.status, args.from_, args.to, NC_TRANSITIONS):
+        await guard_nc_close(ctx, nc, args.to)
         nc.status = args.to  # type: ignore[assignment]
         await ctx.session.flush()
     return nc.version

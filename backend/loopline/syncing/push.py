@@ -30,6 +30,7 @@ from loopline.core.runtime import Runtime
 from loopline.customer.mutations import mutations as customer_mutations
 from loopline.loop.mutations import mutations as loop_mutations
 from loopline.media.mutations import mutations as media_mutations
+from loopline.quality.improvement import mutations as improvement_mutations
 from loopline.quality.mutations import mutations as quality_mutations
 from loopline.syncing.meta import server_epoch
 from loopline.syncing.models import AppliedMutation, SyncClient
@@ -43,6 +44,7 @@ log = logging.getLogger("loopline.sync")
 
 MUTATIONS: dict[str, Handler | BatchHandler] = {
     **quality_mutations,
+    **improvement_mutations,
     **customer_mutations,
     **loop_mutations,
     **thread_mutations,
