@@ -10,6 +10,7 @@ from sqlmodel import select
 
 from loopline.core.runtime import Runtime
 from loopline.customer.models import Advisory, AdvisoryRecipient, Case, Remedy
+from loopline.quality.models import QualityCost
 from tests.conftest import Login
 from tests.loop_helpers import LATE_SHIFT_C1, LOT_018, demo_ids, inspection
 from tests.sync_helpers import Device, new_id
@@ -137,3 +138,43 @@ async def test_an_inquiry_is_answered_by_the_trace(
     _, affected = await open_case(marcus, account_id=ids["A-002"], kind="inquiry", title="Are we affected?")
     case, _ = await stored(world_runtime, affected)
     assert (case.status, case.auto_handled, case.advisory_id) == ("new", False, advisory.id)
+
+
+async def test_a_remedy_above_the_cap_waits_for_the_named_approver(
+    world_client: AsyncTestClient[Any],
+    world_login: Login,
+    world_runtime: Runtime,
+    ids: dict[str, str],
+    advisory: Advisory,
+) -> None:
+    lucia, qa = (
+        Device(world_client, await world_login("lucia.martin")),
+        Device(world_client, await world_login("qa.manager")),
+    )
+    # 150 failed units x 18 = 2,700, over R3's 2,000 cap: proposed, for the QA manager to decide.
+    _, case_id = await open_case(
+        lucia,
+        account_id=ids["A-003"],
+        title="a box of dead drivers",
+        lot_no=LOT_018,
+        category_code="FLICKER",
+        qty_failed=150,
+    )
+    _, [remedy] = await stored(world_runtime, case_id)
+    assert (remedy.kind, str(remedy.amount), remedy.status) == ("replace_failed", "2700.00", "proposed")
+    assert remedy.details["approver_id"] == ids["qa.manager"]
+
+    def decide(decision: str) -> dict[str, Any]:
+        return {"id": remedy.id, "decision": decision}
+
+    refused = await lucia.push_ok(lucia.mutation("remedy.decide", decide("approve")))
+    assert refused["results"][0]["error"]["code"] == "forbidden"
+    assert (await qa.push_ok(qa.mutation("remedy.decide", decide("approve"))))["results"][0]["status"] == "applied"
+    late = await qa.push_ok(qa.mutation("remedy.decide", decide("reject")))
+    assert late["results"][0]["error"]["code"] == "remedy_decided"
+    async with world_runtime.db.read_session() as session:
+        decided = await session.get(Remedy, remedy.id)
+        booked = list(await session.scalars(select(QualityCost).where(QualityCost.ref == remedy.number)))
+    assert decided is not None
+    assert (decided.status, decided.approved_by) == ("approved", ids["qa.manager"])
+    assert [(c.category, str(c.amount)) for c in booked] == [("external_failure", "2700.00")]

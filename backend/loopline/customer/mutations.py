@@ -7,10 +7,19 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from loopline.core.access import Role
+from loopline.core.events import emit
 from loopline.customer import advisories
 from loopline.customer.advisories import AdvisoryStepRefused
-from loopline.customer.models import CASE_TRANSITIONS, Advisory, AdvisoryRecipient, Case, CaseStatus
-from loopline.loop.remedies import on_acknowledgement
+from loopline.customer.models import (
+    CASE_TRANSITIONS,
+    Advisory,
+    AdvisoryRecipient,
+    Case,
+    CaseStatus,
+    Remedy,
+    RemedyStatus,
+)
+from loopline.loop.remedies import book_external_failure, on_acknowledgement
 from loopline.quality.mutations import StatusArgs
 from loopline.syncing.registry import (
     Handler,
@@ -87,6 +96,46 @@ async def respond_to_advisory(ctx: MutationContext, raw: dict[str, Any]) -> int:
     return recipient.version
 
 
+class RemedyDecisionArgs(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(max_length=36)
+    decision: Literal["approve", "reject"]
+
+
+async def decide_remedy(ctx: MutationContext, raw: dict[str, Any]) -> int:
+    """The named approver (or an admin) decides a remedy proposed above its rule's cap."""
+    args = parse_args(RemedyDecisionArgs, raw)
+    remedy = await readable(ctx, Remedy, args.id)
+    approver = remedy.details.get("approver_id")
+    require(
+        ctx.principal.role is Role.ADMIN or (approver is not None and approver == ctx.principal.user_id),
+        "forbidden",
+        "Only the rule's named approver decides this remedy.",
+    )
+    decided = RemedyStatus.APPROVED if args.decision == "approve" else RemedyStatus.REJECTED
+    if remedy.status == decided:
+        return remedy.version
+    if remedy.status != RemedyStatus.PROPOSED:
+        raise MutationRejected("remedy_decided", "The remedy was decided already.", {"current": remedy.status})
+    remedy.status = decided
+    remedy.approved_by = ctx.principal.user_id if decided == RemedyStatus.APPROVED else None
+    await ctx.session.flush()
+    case = await ctx.session.get(Case, remedy.case_id)
+    if decided == RemedyStatus.APPROVED and case is not None:
+        await book_external_failure(ctx.session, remedy, case, ctx.now)
+    emit(
+        ctx.session,
+        f"remedy.{decided.value}",
+        subject_type="remedy",
+        subject_id=remedy.id,
+        actor=ctx.principal.user_id,
+        at=ctx.now,
+        payload={"number": remedy.number, "amount": remedy.amount},
+    )
+    return remedy.version
+
+
 APPROVERS = {Role.SUPERVISOR, Role.ADMIN}
 RESPONDERS = {Role.CUSTOMER, Role.SERVICE_REP, Role.SUPERVISOR, Role.ADMIN}
 
@@ -95,4 +144,5 @@ mutations: dict[str, Handler] = {
     "advisory.approve": approve_advisory,
     "advisory.send": send_advisory,
     "advisory.respond": respond_to_advisory,
+    "remedy.decide": decide_remedy,
 }
