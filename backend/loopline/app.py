@@ -31,6 +31,7 @@ from loopline.core.loop_lag import LoopLagController, LoopLagProbe
 from loopline.core.runtime import Runtime
 from loopline.core.settings import Settings
 from loopline.customer.controllers import controllers as customer_controllers
+from loopline.loop import sla
 from loopline.loop.controllers import controllers as loop_controllers
 from loopline.media.blobs import BlobService
 from loopline.media.controllers import controllers as media_controllers
@@ -137,7 +138,11 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         ),
         plugins=[channels],
         on_startup=[hub.start],
-        lifespan=[blobs.lifespan, *([loop_lag.lifespan] if loop_lag else [])],
+        lifespan=[
+            blobs.lifespan,
+            *([loop_lag.lifespan] if loop_lag else []),
+            *([sla.timer(runtime, settings.sla_sweep_interval_s)] if settings.sla_sweep_interval_s > 0 else []),
+        ],
         # Runs after the lifespans above have ended, so their tasks never outlive the database.
         on_shutdown=[hub.stop, close_database],
         openapi_config=OpenAPIConfig(

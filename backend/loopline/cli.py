@@ -244,6 +244,20 @@ def blobs_sweep(ctx: click.Context) -> None:
 
 
 @main.group()
+def cases() -> None:
+    """Customer cases."""
+
+
+@cases.command("sweep")
+@click.pass_context
+def cases_sweep(ctx: click.Context) -> None:
+    """Flag open cases past their first-response or resolution due time (the server does this every minute)."""
+    from loopline.loop.sla import sweep
+
+    click.echo(f"{_with_runtime(_settings(ctx.find_root()), sweep)} SLA breaches flagged")
+
+
+@main.group()
 def audit() -> None:
     """The tamper-evident audit chain."""
 

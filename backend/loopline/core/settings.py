@@ -47,6 +47,8 @@ class Settings:
     image_workers: int = 2
     # How often the running server marks never-arrived photos missing and expires uploads (0: never).
     blob_sweep_interval_s: int = 3600
+    # How often the running server flags cases past their SLA due times (0: never; see `loopline cases sweep`).
+    sla_sweep_interval_s: int = 60
     # 1 samples the event loop's lag for `GET /admin/debug/loop-lag` (benchmarks); 0 in production.
     loop_lag_probe: int = 0
     # Redis for the realtime doorbell and signals across processes; empty: in memory (one process).

@@ -20,6 +20,7 @@ from loopline.customer.models import (
     RemedyStatus,
 )
 from loopline.loop.remedies import book_external_failure, on_acknowledgement
+from loopline.loop.sla import flag_breaches
 from loopline.quality.mutations import StatusArgs
 from loopline.syncing.registry import (
     Handler,
@@ -40,6 +41,7 @@ async def set_case_status(ctx: MutationContext, raw: dict[str, Any]) -> int:
         case.status = CaseStatus(args.to)
         if case.status is CaseStatus.RESOLVED:
             case.resolved_at = ctx.now
+            flag_breaches(ctx.session, case, actor=ctx.principal.user_id, now=ctx.now)
         await ctx.session.flush()
     return case.version
 
