@@ -74,6 +74,11 @@ async def test_a_workshop_complaint_on_lot_018_links_to_the_nc_and_advisory_and_
     )
     # R3 again, but the 10 % credit went with Iberia's first case: only the failed units.
     assert [(r.kind, r.qty, str(r.amount), r.status) for r in remedies] == [("replace_failed", 3, "54.00", "approved")]
+    # The three drivers ship and arrive: nobody triaged or decided anything, so the rules handled it.
+    lucia = Device(world_client, await world_login("lucia.martin"))
+    await lucia.push_ok(lucia.mutation("remedy.execute", {"id": remedies[0].id}))
+    case, _ = await stored(world_runtime, case_id)
+    assert (case.status, case.auto_handled) == ("resolved", True)
 
 
 async def test_a_complaint_about_another_defect_is_investigated_not_linked(
@@ -178,3 +183,7 @@ async def test_a_remedy_above_the_cap_waits_for_the_named_approver(
     assert decided is not None
     assert (decided.status, decided.approved_by) == ("approved", ids["qa.manager"])
     assert [(c.category, str(c.amount)) for c in booked] == [("external_failure", "2700.00")]
+    await lucia.push_ok(lucia.mutation("remedy.execute", {"id": remedy.id}))
+    case, _ = await stored(world_runtime, case_id)
+    # Resolved by fulfilment, but a person decided the remedy: not handled by the rules alone.
+    assert (case.status, case.auto_handled, "handled_by_person" in case.flags) == ("resolved", False, True)

@@ -19,7 +19,7 @@ from loopline.customer.models import (
     Remedy,
     RemedyStatus,
 )
-from loopline.loop.remedies import book_external_failure, on_acknowledgement
+from loopline.loop.remedies import book_external_failure, execute, mark_handled_by_person, on_acknowledgement
 from loopline.loop.sla import flag_breaches
 from loopline.quality.mutations import StatusArgs
 from loopline.syncing.registry import (
@@ -38,6 +38,7 @@ async def set_case_status(ctx: MutationContext, raw: dict[str, Any]) -> int:
     require(ctx.principal.role in {Role.SERVICE_REP, Role.SUPERVISOR, Role.ADMIN})
     case = await readable(ctx, Case, args.id)
     if status_command(case.status, args.from_, args.to, CASE_TRANSITIONS):
+        mark_handled_by_person(case)
         case.status = CaseStatus(args.to)
         if case.status is CaseStatus.RESOLVED:
             case.resolved_at = ctx.now
@@ -122,10 +123,12 @@ async def decide_remedy(ctx: MutationContext, raw: dict[str, Any]) -> int:
         raise MutationRejected("remedy_decided", "The remedy was decided already.", {"current": remedy.status})
     remedy.status = decided
     remedy.approved_by = ctx.principal.user_id if decided == RemedyStatus.APPROVED else None
-    await ctx.session.flush()
     case = await ctx.session.get(Case, remedy.case_id)
-    if decided == RemedyStatus.APPROVED and case is not None:
-        await book_external_failure(ctx.session, remedy, case, ctx.now)
+    if case is not None:
+        mark_handled_by_person(case)
+        if decided == RemedyStatus.APPROVED:
+            await book_external_failure(ctx.session, remedy, case, ctx.now)
+    await ctx.session.flush()
     emit(
         ctx.session,
         f"remedy.{decided.value}",
@@ -138,6 +141,27 @@ async def decide_remedy(ctx: MutationContext, raw: dict[str, Any]) -> int:
     return remedy.version
 
 
+class RemedyArgs(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(max_length=36)
+
+
+async def execute_remedy(ctx: MutationContext, raw: dict[str, Any]) -> int:
+    """Fulfilment: the replacement shipped and was accepted, the credit note issued."""
+    args = parse_args(RemedyArgs, raw)
+    require(ctx.principal.role in {Role.SERVICE_REP, Role.SUPERVISOR, Role.ADMIN})
+    remedy = await readable(ctx, Remedy, args.id)
+    if remedy.status == RemedyStatus.EXECUTED:
+        return remedy.version
+    if remedy.status != RemedyStatus.APPROVED:
+        raise MutationRejected(
+            "remedy_not_approved", "Only an approved remedy is carried out.", {"current": remedy.status}
+        )
+    await execute(ctx.session, remedy, actor=ctx.principal.user_id, now=ctx.now)
+    return remedy.version
+
+
 APPROVERS = {Role.SUPERVISOR, Role.ADMIN}
 RESPONDERS = {Role.CUSTOMER, Role.SERVICE_REP, Role.SUPERVISOR, Role.ADMIN}
 
@@ -147,4 +171,5 @@ mutations: dict[str, Handler] = {
     "advisory.send": send_advisory,
     "advisory.respond": respond_to_advisory,
     "remedy.decide": decide_remedy,
+    "remedy.execute": execute_remedy,
 }

@@ -1,4 +1,4 @@
-"""Granting remedies to a case: gather its facts, apply the entitlement rules, store what they grant.
+"""Remedies: granting them to a case by the entitlement rules, and resolving the case once they are carried out.
 
 Called when a recipient acknowledges an advisory (the account's inspection-deviation
 case gets its remedy) and when a complaint links to an advisory. A case that has
@@ -24,12 +24,14 @@ from loopline.customer.models import (
     Advisory,
     AdvisoryRecipient,
     Case,
+    CaseStatus,
     EntitlementRule,
     Remedy,
     RemedyKind,
     RemedyStatus,
     ShipmentLine,
 )
+from loopline.loop.sla import flag_breaches
 from loopline.quality.models import CostCategory, NonConformance, QualityCost
 
 
@@ -92,6 +94,49 @@ async def grant_remedies(
                 },
             )
     return granted
+
+
+# Written on a case when a person triaged or decided it: it was not handled by the rules alone.
+HANDLED_BY_PERSON = "handled_by_person"
+OPEN_CASE = [CaseStatus.NEW, CaseStatus.TRIAGED, CaseStatus.IN_PROGRESS, CaseStatus.AWAITING_CUSTOMER]
+
+
+def mark_handled_by_person(case: Case) -> None:
+    if HANDLED_BY_PERSON not in case.flags:
+        case.flags = [*case.flags, HANDLED_BY_PERSON]
+
+
+async def execute(session: AsyncSession, remedy: Remedy, *, actor: str, now: datetime) -> Case | None:
+    """Record that an approved remedy was carried out; resolve its case when nothing else is owed.
+
+    The case is `auto_handled` when no person triaged or decided it: the rules linked it,
+    priced and approved the remedy, and fulfilment closed it.
+    """
+    remedy.status = RemedyStatus.EXECUTED
+    await session.flush()
+    emit(session, "remedy.executed", subject_type="remedy", subject_id=remedy.id, actor=actor, at=now)
+    case = await session.get(Case, remedy.case_id)
+    if case is None or case.status not in OPEN_CASE:
+        return None
+    statuses = set(await session.scalars(select(Remedy.status).where(Remedy.case_id == case.id)))
+    if statuses - {RemedyStatus.EXECUTED, RemedyStatus.REJECTED}:
+        return None
+    case.status = CaseStatus.RESOLVED
+    case.resolved_at = now
+    case.first_response_at = case.first_response_at or now
+    case.auto_handled = HANDLED_BY_PERSON not in case.flags
+    flag_breaches(session, case, actor=actor, now=now)
+    await session.flush()
+    emit(
+        session,
+        "case.resolved",
+        subject_type="case",
+        subject_id=case.id,
+        actor=actor,
+        at=now,
+        payload={"number": case.number, "auto_handled": case.auto_handled},
+    )
+    return case
 
 
 async def book_external_failure(session: AsyncSession, remedy: Remedy, case: Case, now: datetime) -> None:
