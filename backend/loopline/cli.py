@@ -75,6 +75,8 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
         log_level="info",
         ws_ping_interval=WS_PING_INTERVAL_S,
         ws_ping_timeout=WS_PING_TIMEOUT_S,
+        # Frames are small JSON; per-socket zlib state would cost more memory and CPU than it saves.
+        ws_per_message_deflate=False,
     )
 
 
