@@ -126,7 +126,7 @@ async def test_a_message_committed_between_hello_and_the_first_frame_is_delivere
         wang, lena = await User.sign_in(http, "wang.lei"), await User.sign_in(http, "lena.fischer")
         thread_id = await thread_with(http, wang, "lena.fischer")
         live = await Live.open(tight_server, lena)
-        # The server has subscribed and read the log, then waits a second before its first frame.
+        # The server has subscribed and read the log, then waits two seconds before its first frame.
         await asyncio.sleep(0.3)
         racing = await wang.post(thread_id, "committed inside the window")
         with pytest.raises(TimeoutError):
@@ -149,14 +149,12 @@ async def test_a_socket_that_stops_reading_is_closed_with_4008_and_the_others_ge
         big = "x" * 16_000
         posted: list[str] = []
         for batch in range(100):
-            pushed = await wang.push(
-                *[
-                    ("message.post", {"id": f"{thread_id[:8]}-{batch}-{n}", "thread_id": thread_id, "body": big})
-                    for n in range(5)
-                ]
-            )
-            posted.extend(r["id"] for r in pushed["results"])
-        await fast.until(lambda live: len(live.messages()) >= 501, timeout_s=60)
+            ids = [f"{thread_id[:8]}-{batch}-{n}" for n in range(5)]
+            await wang.push(*[("message.post", {"id": i, "thread_id": thread_id, "body": big}) for i in ids])
+            posted.extend(ids)
+            # The healthy tablet keeps up (it reads each burst before the next), however busy this machine is;
+            # only the stalled one falls behind.
+            await fast.until(lambda live: set(posted) <= set(live.message_ids()), timeout_s=60)
         assert await asyncio.to_thread(stalled.close_code) == 4008
         await fast.close()
 

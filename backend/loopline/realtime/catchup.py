@@ -112,7 +112,7 @@ async def _through_pull(hub: Hub, connection: Connection, cursor: str | None) ->
             )
             if not page.has_more and hub.runtime.settings.injects("ws_pause_before_first_frame"):
                 # The race test's window: subscribed and read, nothing sent yet; a write lands here.
-                await asyncio.sleep(1.0)
+                await asyncio.sleep(2.0)
             if page.reset_required:
                 await connection.send_paced(signal_frame("reset_required"))
             if page.changes or not page.has_more:
