@@ -15,15 +15,13 @@ help (`auto_handled`); affected is linked to the advisory for the account manage
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from loopline.catalog.models import DefectCategoryMap
-from loopline.core.entity import account_scope
 from loopline.core.events import emit
-from loopline.core.numbering import next_number
 from loopline.customer.models import (
     Account,
     Advisory,
@@ -33,11 +31,10 @@ from loopline.customer.models import (
     CaseStatus,
     ShipmentLine,
 )
-from loopline.loop.out_of_spec import DEFAULT_SLA_HOURS, OPEN_NC
+from loopline.loop.cases import open_case
+from loopline.loop.out_of_spec import OPEN_NC
 from loopline.loop.remedies import grant_remedies
 from loopline.quality.models import Batch, NonConformance
-from loopline.threads.models import SubjectType
-from loopline.threads.service import open_thread
 
 ISSUED = [AdvisoryStatus.SENT, AdvisoryStatus.CLOSED]
 
@@ -56,45 +53,20 @@ class Complaint:
     qty_failed: int
 
 
-async def open_case(session: AsyncSession, complaint: Complaint, *, actor: str, now: datetime) -> Case:
-    account = complaint.account
-    policy = {**DEFAULT_SLA_HOURS, **account.sla_policy}
-    case = Case(
+async def open_complaint(session: AsyncSession, complaint: Complaint, *, actor: str, now: datetime) -> Case:
+    case = await open_case(
+        session,
+        complaint.account,
+        actor=actor,
+        now=now,
+        participants=[(actor, "author")],
         id=complaint.id,
-        account_id=account.id,
-        number=await next_number(session, "CS"),
         title=complaint.title,
         description=complaint.description,
         contact_id=complaint.contact_id,
         origin=complaint.origin,
         lot_no_reported=complaint.lot_no,
         category_code=complaint.category_code,
-        status=CaseStatus.NEW,
-        assignee_id=account.account_manager_id,
-        sla_first_response_due=now + timedelta(hours=policy["first_response_h"]),
-        sla_resolution_due=now + timedelta(hours=policy["resolution_h"]),
-    )
-    session.add(case)
-    await session.flush()
-    participants = [(actor, "author")] + (
-        [(account.account_manager_id, "account_manager")] if account.account_manager_id else []
-    )
-    await open_thread(
-        session,
-        subject_type=SubjectType.CASE,
-        subject_id=case.id,
-        subject_scope=account_scope(account.id),
-        title=f"{case.number} {case.title}",
-        participants=participants,
-    )
-    emit(
-        session,
-        "case.created",
-        subject_type="case",
-        subject_id=case.id,
-        actor=actor,
-        at=now,
-        payload={"number": case.number, "account_id": account.id, "origin": case.origin},
     )
     if complaint.origin == CaseOrigin.INQUIRY:
         await _answer_inquiry(session, case, actor=actor, now=now)

@@ -11,7 +11,7 @@ from loopline.catalog.models import ComplaintCategory
 from loopline.core.access import Role
 from loopline.core.types import MAX_INT
 from loopline.customer.models import Account, Case, CaseOrigin, Contact
-from loopline.loop.complaints import Complaint, open_case
+from loopline.loop.complaints import Complaint, open_complaint
 from loopline.syncing.registry import (
     Handler,
     MutationContext,
@@ -58,7 +58,7 @@ async def open_case_mutation(ctx: MutationContext, raw: dict[str, Any]) -> int:
     if args.contact_id is not None:
         contact = await ctx.session.get(Contact, args.contact_id)
         require(contact is not None and contact.account_id == account.id, "not_found", "No such contact here.")
-    case = await open_case(
+    case = await open_complaint(
         ctx.session,
         Complaint(
             id=args.id,

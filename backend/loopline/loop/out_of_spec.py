@@ -17,13 +17,13 @@ get no second one.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from loopline.catalog.models import Characteristic, DefectCode, Line, Severity
-from loopline.core.entity import account_scope, plant_scope
+from loopline.core.entity import plant_scope
 from loopline.core.events import emit
 from loopline.core.numbering import next_number
 from loopline.customer.models import (
@@ -33,9 +33,9 @@ from loopline.customer.models import (
     AdvisoryStatus,
     Case,
     CaseOrigin,
-    CaseStatus,
     Contact,
 )
+from loopline.loop.cases import open_case
 from loopline.loop.trace import TracedAccount, forward_trace
 from loopline.quality.models import Batch, BatchStatus, Inspection, NcSource, NcStatus, NonConformance
 from loopline.threads.models import SubjectType
@@ -45,7 +45,6 @@ SEVERITY_ORDER = [Severity.MINOR, Severity.MAJOR, Severity.CRITICAL]
 # Batches in these states are put on hold; later states (advisory, recall, scrap) already say more.
 HOLDABLE = {BatchStatus.IN_PRODUCTION, BatchStatus.RELEASED}
 OPEN_NC = [NcStatus.OPEN, NcStatus.CONTAINED, NcStatus.INVESTIGATING, NcStatus.DISPOSITIONED]
-DEFAULT_SLA_HOURS = {"first_response_h": 8, "resolution_h": 72}
 
 
 @dataclass(frozen=True)
@@ -169,11 +168,12 @@ async def _cases(ctx: RuleContext, nc: NonConformance, batch: Batch, traced: lis
     for affected in traced:
         if affected.account_id in existing:
             continue
-        account = accounts[affected.account_id]
-        policy = {**DEFAULT_SLA_HOURS, **account.sla_policy}
-        case = Case(
-            account_id=account.id,
-            number=await next_number(ctx.session, "CS"),
+        case = await open_case(
+            ctx.session,
+            accounts[affected.account_id],
+            actor=ctx.actor,
+            now=ctx.now,
+            participants=[],
             title=f"{nc.defect_code} on lot {batch.lot_no}: {affected.qty} units received",
             origin=CaseOrigin.INSPECTION_DEVIATION,
             product_model_id=batch.product_model_id,
@@ -181,36 +181,6 @@ async def _cases(ctx: RuleContext, nc: NonConformance, batch: Batch, traced: lis
             defect_code=nc.defect_code,
             nc_id=nc.id,
             severity=nc.severity,
-            status=CaseStatus.NEW,
-            assignee_id=account.account_manager_id,
-            sla_first_response_due=ctx.now + timedelta(hours=policy["first_response_h"]),
-            sla_resolution_due=ctx.now + timedelta(hours=policy["resolution_h"]),
-        )
-        ctx.session.add(case)
-        await ctx.session.flush()
-        participants = [(account.account_manager_id, "account_manager")] if account.account_manager_id else []
-        await open_thread(
-            ctx.session,
-            subject_type=SubjectType.CASE,
-            subject_id=case.id,
-            subject_scope=account_scope(account.id),
-            title=f"{case.number} {case.title}",
-            participants=participants,
-        )
-        emit(
-            ctx.session,
-            "case.created",
-            subject_type="case",
-            subject_id=case.id,
-            actor=ctx.actor,
-            at=ctx.now,
-            payload={
-                "number": case.number,
-                "account_id": account.id,
-                "nc_id": nc.id,
-                "account_manager_id": account.account_manager_id,
-                "first_response_due": case.sla_first_response_due,
-            },
         )
         opened.append(case)
     return opened
