@@ -6,7 +6,10 @@ import asyncio
 import sqlite3
 
 import pytest
+from sqlalchemy import func, select
+from sqlmodel import col
 
+from loopline.core.audit import AuditEvent
 from loopline.core.db import Database
 from loopline.core.runtime import Runtime
 from tests.support import TEST_DATABASE_URL, FreshDatabase
@@ -37,4 +40,23 @@ async def test_a_write_waiting_for_another_process_lock_leaves_the_event_loop_fr
     other_process.execute("COMMIT")
     await writer
     other_process.close()
+    await runtime.db.close()
+
+
+async def test_many_concurrent_writers_all_commit(fresh_database: FreshDatabase) -> None:
+    """More writers than worker threads: the lock holder's COMMIT must never queue behind waiting BEGINs."""
+    runtime = Runtime(settings=fresh_database.settings, db=Database.open(fresh_database.settings))
+
+    async def write(n: int) -> None:
+        uow = runtime.unit_of_work(actor="test", command="test.concurrent")
+        async with uow:
+            uow.audit(entity="test", entity_id=str(n), action="test.wrote")
+            await asyncio.sleep(0.01)  # hold the write lock across a yield, as real handlers do
+
+    await asyncio.gather(*(write(n) for n in range(40)))
+    async with runtime.db.read_session() as session:
+        written = await session.scalar(
+            select(func.count()).select_from(AuditEvent).where(col(AuditEvent.action) == "test.wrote")
+        )
+    assert written == 40
     await runtime.db.close()

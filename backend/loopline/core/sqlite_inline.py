@@ -18,8 +18,19 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Self
+
+# Their own threads, never the loop's default pool: a COMMIT queued behind BEGINs that wait
+# for the lock it would release is a deadlock. One thread is enough for commits (SQLite has
+# one writer); BEGINs waiting beyond these threads queue without blocking anything else.
+_COMMITS = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-commit")
+_LOCK_WAITS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="sqlite-lock-wait")
+
+
+async def _off_loop(executor: ThreadPoolExecutor, call: Callable[..., Any], *args: Any) -> Any:
+    return await asyncio.get_running_loop().run_in_executor(executor, call, *args)
 
 
 class InlineCursor:
@@ -70,7 +81,7 @@ class InlineCursor:
             if error.sqlite_errorcode != sqlite3.SQLITE_BUSY:
                 raise
             connection.execute(f"PRAGMA busy_timeout={self._busy_timeout_ms}")
-            await asyncio.to_thread(self._cursor.execute, sql)
+            await _off_loop(_LOCK_WAITS, self._cursor.execute, sql)
         finally:
             connection.execute(f"PRAGMA busy_timeout={self._busy_timeout_ms}")
 
@@ -125,7 +136,7 @@ class InlineConnection:
         return _CursorOpener(self._open, self._busy_timeout_ms)
 
     async def commit(self) -> None:
-        await asyncio.to_thread(self._open.commit)
+        await _off_loop(_COMMITS, self._open.commit)
 
     async def rollback(self) -> None:
         self._open.rollback()
