@@ -16,6 +16,7 @@ from loopline.core.entity import account_scope
 from loopline.core.events import emit
 from loopline.core.numbering import next_number
 from loopline.customer.models import Account, Case, CaseStatus
+from loopline.loop.sla import flag_breaches
 from loopline.threads.models import SubjectType
 from loopline.threads.service import open_thread
 
@@ -70,3 +71,22 @@ async def open_case(
         },
     )
     return case
+
+
+async def resolve_case(session: AsyncSession, case: Case, *, auto_handled: bool, actor: str, now: datetime) -> None:
+    """Resolve a case without a person's status change: the answer or the fulfilment was the response."""
+    case.status = CaseStatus.RESOLVED
+    case.resolved_at = now
+    case.first_response_at = case.first_response_at or now
+    case.auto_handled = auto_handled
+    flag_breaches(session, case, actor=actor, now=now)
+    await session.flush()
+    emit(
+        session,
+        "case.resolved",
+        subject_type="case",
+        subject_id=case.id,
+        actor=actor,
+        at=now,
+        payload={"number": case.number, "auto_handled": auto_handled},
+    )

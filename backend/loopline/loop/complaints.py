@@ -28,10 +28,9 @@ from loopline.customer.models import (
     AdvisoryStatus,
     Case,
     CaseOrigin,
-    CaseStatus,
     ShipmentLine,
 )
-from loopline.loop.cases import open_case
+from loopline.loop.cases import open_case, resolve_case
 from loopline.loop.out_of_spec import OPEN_NC
 from loopline.loop.remedies import grant_remedies
 from loopline.quality.models import Batch, NonConformance
@@ -156,15 +155,4 @@ async def _answer_inquiry(session: AsyncSession, case: Case, *, actor: str, now:
         case.resolution = f"Affected: advisory {', '.join(a.number for a in advised)} covers lots you received."
         return
     case.resolution = f"Not affected: you received lots {lots}; none is under an advisory."
-    case.status = CaseStatus.RESOLVED
-    case.first_response_at = case.resolved_at = now
-    case.auto_handled = True
-    emit(
-        session,
-        "case.resolved",
-        subject_type="case",
-        subject_id=case.id,
-        actor=actor,
-        at=now,
-        payload={"number": case.number, "auto_handled": True},
-    )
+    await resolve_case(session, case, auto_handled=True, actor=actor, now=now)

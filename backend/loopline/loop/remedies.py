@@ -31,7 +31,7 @@ from loopline.customer.models import (
     RemedyStatus,
     ShipmentLine,
 )
-from loopline.loop.sla import flag_breaches
+from loopline.loop.cases import resolve_case
 from loopline.quality.models import CostCategory, NonConformance, QualityCost
 
 
@@ -121,21 +121,7 @@ async def execute(session: AsyncSession, remedy: Remedy, *, actor: str, now: dat
     statuses = set(await session.scalars(select(Remedy.status).where(Remedy.case_id == case.id)))
     if statuses - {RemedyStatus.EXECUTED, RemedyStatus.REJECTED}:
         return None
-    case.status = CaseStatus.RESOLVED
-    case.resolved_at = now
-    case.first_response_at = case.first_response_at or now
-    case.auto_handled = HANDLED_BY_PERSON not in case.flags
-    flag_breaches(session, case, actor=actor, now=now)
-    await session.flush()
-    emit(
-        session,
-        "case.resolved",
-        subject_type="case",
-        subject_id=case.id,
-        actor=actor,
-        at=now,
-        payload={"number": case.number, "auto_handled": case.auto_handled},
-    )
+    await resolve_case(session, case, auto_handled=HANDLED_BY_PERSON not in case.flags, actor=actor, now=now)
     return case
 
 
