@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,7 @@ from loopline.core import migrate
 from loopline.core.db import Database
 from loopline.core.runtime import Runtime
 from loopline.core.settings import Settings
-from loopline.demo.loader import load_demo
+from loopline.demo.loader import load_master_data
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_DATABASE_URL = os.environ.get("LOOPLINE_TEST_DATABASE_URL", "")
@@ -76,20 +76,28 @@ class FreshDatabase:
             asyncio.run(admin_sql(self._server_url, f'DROP DATABASE IF EXISTS "{self._drop}" WITH (FORCE)'))
 
 
-async def load_demo_into(settings: Settings) -> None:
+Loader = Callable[[Runtime], Awaitable[None]]
+
+
+async def load_demo_into(settings: Settings, loader: Loader = load_master_data) -> None:
     runtime = Runtime(settings=settings, db=Database.open(settings))
     try:
-        await load_demo(runtime)
+        await loader(runtime)
     finally:
         await runtime.db.close()
 
 
 @contextlib.contextmanager
-def demo_world(data_dir: Path, *, server_url: str = TEST_DATABASE_URL) -> Iterator[Settings]:
-    """A fresh database holding the demo data, dropped afterwards."""
+def demo_world(
+    data_dir: Path, *, server_url: str = TEST_DATABASE_URL, loader: Loader = load_master_data
+) -> Iterator[Settings]:
+    """A fresh database holding the demo's master data (or what `loader` loads), dropped afterwards.
+
+    Most tests play the loop themselves on the master data; `load_demo` plays the scenario too.
+    """
     fresh = FreshDatabase.create(data_dir, server_url, **GENEROUS_LIMITS)
     try:
-        asyncio.run(load_demo_into(fresh.settings))
+        asyncio.run(load_demo_into(fresh.settings, loader))
         yield fresh.settings
     finally:
         fresh.drop()

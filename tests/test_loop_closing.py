@@ -10,6 +10,7 @@ import pytest
 from litestar.testing import AsyncTestClient
 from sqlmodel import select
 
+from loopline.core.events import DomainEvent
 from loopline.core.runtime import Runtime
 from loopline.customer.models import Advisory, AdvisoryRecipient, Case
 from loopline.quality.models import NonConformance, QualityCost
@@ -96,3 +97,11 @@ async def test_nc_0142_costs_69894_and_closes_only_after_its_cases_and_a_verifie
     for case in cases:
         await qa.push_ok(qa.mutation("case.set_status", {"id": case.id, "from": case.status, "to": "resolved"}))
     assert result(await qa.push_ok(qa.mutation("nc.set_status", close)))[:2] == ("applied", None)
+    async with world_runtime.db.read_session() as session:
+        walked = await session.scalars(select(DomainEvent.type).where(DomainEvent.subject_id == nc.id))
+        assert [kind for kind in walked if kind != "nc.created"] == [
+            "nc.contained",
+            "nc.investigating",
+            "nc.dispositioned",
+            "nc.closed",
+        ]

@@ -8,9 +8,11 @@ import pytest
 from litestar.testing import AsyncTestClient
 from sqlmodel import select
 
+from loopline.core.events import DomainEvent
 from loopline.core.runtime import Runtime
 from loopline.customer.models import Advisory, AdvisoryRecipient, Case, Remedy
 from loopline.quality.models import QualityCost
+from loopline.threads.models import SubjectType, Thread
 from tests.conftest import Login
 from tests.loop_helpers import LATE_SHIFT_C1, LOT_018, demo_ids, inspection
 from tests.sync_helpers import Device, new_id
@@ -187,3 +189,43 @@ async def test_a_remedy_above_the_cap_waits_for_the_named_approver(
     case, _ = await stored(world_runtime, case_id)
     # Resolved by fulfilment, but a person decided the remedy: not handled by the rules alone.
     assert (case.status, case.auto_handled, "handled_by_person" in case.flags) == ("resolved", False, True)
+
+
+async def test_a_public_staff_reply_is_the_first_response_and_a_person_resolving_is_an_event(
+    world_client: AsyncTestClient[Any],
+    world_login: Login,
+    world_runtime: Runtime,
+    ids: dict[str, str],
+    advisory: Advisory,
+) -> None:
+    kenji = Device(world_client, await world_login("kenji.sato"))
+    _, case_id = await open_case(kenji, account_id=ids["A-004"], title="a latch", category_code="CONNECTOR")
+    async with world_runtime.db.read_session() as session:
+        thread = (
+            await session.scalars(
+                select(Thread).where(Thread.subject_type == SubjectType.CASE, Thread.subject_id == case_id)
+            )
+        ).one()
+
+    def post(visibility: str) -> dict[str, Any]:
+        body = {"id": new_id(), "thread_id": thread.id, "body": f"a {visibility} note", "visibility": visibility}
+        return kenji.mutation("message.post", body)
+
+    await kenji.push_ok(post("internal"))
+    case, _ = await stored(world_runtime, case_id)
+    assert case.first_response_at is None  # the customer cannot read an internal note
+    await kenji.push_ok(post("customer"))
+    case, _ = await stored(world_runtime, case_id)
+    answered = case.first_response_at
+    assert answered is not None
+    await kenji.push_ok(post("customer"))
+    await kenji.push_ok(kenji.mutation("case.set_status", {"id": case_id, "from": "new", "to": "resolved"}))
+    case, _ = await stored(world_runtime, case_id)
+    async with world_runtime.db.read_session() as session:
+        events = list(
+            await session.scalars(
+                select(DomainEvent).where(DomainEvent.subject_id == case_id, DomainEvent.type == "case.resolved")
+            )
+        )
+    assert (case.status, case.auto_handled, case.first_response_at) == ("resolved", False, answered)
+    assert [event.payload["auto_handled"] for event in events] == [False]

@@ -19,8 +19,8 @@ from loopline.customer.models import (
     Remedy,
     RemedyStatus,
 )
+from loopline.loop.cases import resolve_case
 from loopline.loop.remedies import book_external_failure, execute, mark_handled_by_person, on_acknowledgement
-from loopline.loop.sla import flag_breaches
 from loopline.quality.mutations import StatusArgs
 from loopline.syncing.registry import (
     Handler,
@@ -39,11 +39,11 @@ async def set_case_status(ctx: MutationContext, raw: dict[str, Any]) -> int:
     case = await readable(ctx, Case, args.id)
     if status_command(case.status, args.from_, args.to, CASE_TRANSITIONS):
         mark_handled_by_person(case)
-        case.status = CaseStatus(args.to)
-        if case.status is CaseStatus.RESOLVED:
-            case.resolved_at = ctx.now
-            flag_breaches(ctx.session, case, actor=ctx.principal.user_id, now=ctx.now)
-        await ctx.session.flush()
+        if args.to == CaseStatus.RESOLVED:
+            await resolve_case(ctx.session, case, auto_handled=False, actor=ctx.principal.user_id, now=ctx.now)
+        else:
+            case.status = CaseStatus(args.to)
+            await ctx.session.flush()
     return case.version
 
 

@@ -1,6 +1,8 @@
-"""The master data of the demo scenario (Nordlicht Automotive Electronics, shared/demo/scenario.md).
+"""The demo scenario (Nordlicht Automotive Electronics, shared/demo/scenario.md): its master data.
 
-Only master data is loaded here: plants and lines, product models, the inspection plan,
+`load_demo` loads the master data and then plays the scenario's timeline through the loop
+rules (`demo/timeline.py`); tests that play the loop themselves start from
+`load_master_data`. Master data is: plants and lines, product models, the inspection plan,
 defect codes and complaint categories, users, accounts and contacts, batches, shipments
 and entitlement rules. Everything that happens in the scenario's timeline (inspections,
 NCs, cases, advisories, remedies, CAPA, costs) is produced later by the loop rules.
@@ -51,6 +53,7 @@ from loopline.customer.models import (
     ShipmentLine,
     Tier,
 )
+from loopline.demo.timeline import play_timeline
 from loopline.people.models import MembershipKind, User
 from loopline.people.service import add_user
 from loopline.quality.models import Batch, BatchStatus
@@ -60,8 +63,6 @@ ACTOR = "system:demo"
 COMMAND = "demo.load"
 
 T = TypeVar("T")
-
-D0 = datetime(2024, 6, 17, tzinfo=UTC)  # Monday; the day of the offline inspection INS-88213
 
 
 def june(day: int, hour: int = 0, minute: int = 0) -> datetime:
@@ -636,6 +637,13 @@ async def database_is_empty(runtime: Runtime) -> bool:
 
 
 async def load_demo(runtime: Runtime) -> None:
+    """Load the scenario into an empty database: its master data, then its timeline played
+    through the loop rules (`demo/timeline.py`)."""
+    await load_master_data(runtime)
+    await play_timeline(runtime, DEMO_PASSWORD)
+
+
+async def load_master_data(runtime: Runtime) -> None:
     """Load the scenario's master data into an empty database; refuse any other database."""
     if not await database_is_empty(runtime):
         raise RuntimeError("demo data is only loaded into an empty database, and this one has users")

@@ -10,14 +10,16 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import and_
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
 
 from loopline.core.entity import account_scope
 from loopline.core.events import emit
 from loopline.core.numbering import next_number
 from loopline.customer.models import Account, Case, CaseStatus
 from loopline.loop.sla import flag_breaches
-from loopline.threads.models import SubjectType
+from loopline.threads.models import SubjectType, Thread
 from loopline.threads.service import open_thread
 
 DEFAULT_SLA_HOURS = {"first_response_h": 8, "resolution_h": 72}
@@ -74,7 +76,10 @@ async def open_case(
 
 
 async def resolve_case(session: AsyncSession, case: Case, *, auto_handled: bool, actor: str, now: datetime) -> None:
-    """Resolve a case without a person's status change: the answer or the fulfilment was the response."""
+    """Resolve a case, by a person or by the rules (an inquiry answered, a remedy fulfilled).
+
+    Resolving answers the customer, so it is the first response when none came before.
+    """
     case.status = CaseStatus.RESOLVED
     case.resolved_at = now
     case.first_response_at = case.first_response_at or now
@@ -90,3 +95,18 @@ async def resolve_case(session: AsyncSession, case: Case, *, auto_handled: bool,
         at=now,
         payload={"number": case.number, "auto_handled": auto_handled},
     )
+
+
+async def answer_by_reply(session: AsyncSession, thread_ids: set[str], *, now: datetime) -> list[Case]:
+    """A staff message the customer can read, in a case's thread, is the case's first response."""
+    answered = list(
+        await session.scalars(
+            select(Case)
+            .join(Thread, and_(col(Thread.subject_type) == SubjectType.CASE, col(Thread.subject_id) == Case.id))
+            .where(col(Thread.id).in_(thread_ids), col(Case.first_response_at).is_(None))
+        )
+    )
+    for case in answered:
+        case.first_response_at = now
+    await session.flush()
+    return answered

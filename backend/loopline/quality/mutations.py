@@ -13,6 +13,7 @@ from loopline.core.access import Role
 from loopline.core.audit import AuditEvent
 from loopline.core.changelog import ChangeLog
 from loopline.core.entity import plant_scope
+from loopline.core.events import emit
 from loopline.core.types import MAX_INT, UTCTimestamp
 from loopline.loop.out_of_spec import RuleContext, respond_to_out_of_spec
 from loopline.loop.spc_watch import watch_line
@@ -351,6 +352,15 @@ async def set_nc_status(ctx: MutationContext, raw: dict[str, Any]) -> int:
         await guard_nc_close(ctx, nc, args.to)
         nc.status = args.to  # type: ignore[assignment]
         await ctx.session.flush()
+        emit(
+            ctx.session,
+            f"nc.{nc.status}",
+            subject_type="nonconformance",
+            subject_id=nc.id,
+            actor=ctx.principal.user_id,
+            at=ctx.now,
+            payload={"number": nc.number, "from": args.from_},
+        )
     return nc.version
 
 

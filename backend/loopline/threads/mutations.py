@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import col, select
 
 from loopline.core.entity import customer_thread_scope, thread_scope
+from loopline.loop.cases import answer_by_reply
 from loopline.media.models import Sha256Hex
 from loopline.media.service import link_photos
 from loopline.syncing.registry import (
@@ -111,6 +112,10 @@ async def post_messages(ctx: MutationContext, raws: list[dict[str, Any]]) -> lis
             )
             await link_photos(ctx.session, "message", post.id, scope, args.photo_hashes, ctx.principal.user_id)
         outcomes[index] = 1  # a new message's first version
+    if ctx.principal.is_staff:
+        replies = {post.thread_id for post in posts if post.visibility == Visibility.CUSTOMER}
+        if replies:
+            await answer_by_reply(ctx.session, replies, now=ctx.now)
     return outcomes
 
 
