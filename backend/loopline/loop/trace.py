@@ -21,8 +21,8 @@ from loopline.catalog.models import ProductModel
 from loopline.core.access import Principal
 from loopline.customer.models import Account, Case, Shipment, ShipmentLine
 from loopline.media.models import Attachment
-from loopline.quality.controllers import measurements_of
 from loopline.quality.models import Batch, Inspection, Measurement, NonConformance
+from loopline.quality.reads import measurements_of
 
 
 class TracedShipment(BaseModel):

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from litestar import Controller, get
-from litestar.params import FromPath, FromQuery
+from litestar import Controller, get, post
+from litestar.params import FromPath, FromQuery, JSONBody
 from pydantic import BaseModel
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col
 
 from loopline.catalog.models import Severity
+from loopline.core.access import Principal
 from loopline.core.admin_crud import master_data_controller
-from loopline.core.api import Cursor, IdFilter, Limit, PrincipalDep, SessionDep
+from loopline.core.api import Cursor, IdFilter, Limit, PrincipalDep, RuntimeDep, SessionDep
 from loopline.core.pagination import Page, equal_filters, get_readable, list_readable
 from loopline.quality.models import (
     Batch,
@@ -25,6 +24,9 @@ from loopline.quality.models import (
     NcStatus,
     NonConformance,
 )
+from loopline.quality.mutations import InspectionSubmitArgs
+from loopline.quality.reads import measurements_of
+from loopline.syncing.commands import run_command
 
 
 class BatchController(Controller):
@@ -59,15 +61,9 @@ class InspectionDetail(BaseModel):
     measurements: list[Measurement]
 
 
-async def measurements_of(session: AsyncSession, inspection_ids: list[str]) -> list[Measurement]:
-    if not inspection_ids:
-        return []
-    rows = await session.scalars(
-        select(Measurement)
-        .where(col(Measurement.inspection_id).in_(inspection_ids))
-        .order_by(col(Measurement.inspection_id), col(Measurement.characteristic_code), col(Measurement.sample_index))
-    )
-    return list(rows)
+async def inspection_detail(session: AsyncSession, principal: Principal, inspection_id: str) -> InspectionDetail:
+    inspection = await get_readable(session, Inspection, principal, inspection_id)
+    return InspectionDetail(inspection=inspection, measurements=await measurements_of(session, [inspection.id]))
 
 
 class InspectionController(Controller):
@@ -96,8 +92,17 @@ class InspectionController(Controller):
     async def get_inspection(
         self, session: SessionDep, principal: PrincipalDep, inspection_id: FromPath[str]
     ) -> InspectionDetail:
-        inspection = await get_readable(session, Inspection, principal, inspection_id)
-        return InspectionDetail(inspection=inspection, measurements=await measurements_of(session, [inspection.id]))
+        return await inspection_detail(session, principal, inspection_id)
+
+    @post("/", operation_id="submit_inspection", status_code=201)
+    async def submit_inspection(
+        self, runtime: RuntimeDep, principal: PrincipalDep, data: JSONBody[InspectionSubmitArgs]
+    ) -> InspectionDetail:
+        """`inspection.submit` over REST, for integrations: the same rules and transaction as a
+        device's push. The id is the caller's; sending the same inspection again creates nothing."""
+        await run_command(runtime, principal, "inspection.submit", data.model_dump(mode="json"))
+        async with runtime.db.read_session() as session:
+            return await inspection_detail(session, principal, data.id)
 
 
 class DefectController(Controller):
