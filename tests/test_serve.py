@@ -46,10 +46,16 @@ def test_scripts_serve_runs_the_demo_and_its_logins_work(tmp_path: Path) -> None
         wait_for_health(base, process, log_path, timeout_s=300)
         printed = log_path.read_text()
         assert f"http://127.0.0.1:{port}/" in printed
+        tokens = {}
         for username in DEMO_USERS:
             assert username in printed
             response = httpx.post(f"{base}/api/v1/auth/login", json={"username": username, "password": DEMO_PASSWORD})
             assert response.status_code == 200, (username, response.text)
+            tokens[username] = response.json()["access_token"]
+        # The world opens after the loop has run: Lena sees her VIP's case about NC-0142.
+        lena = {"Authorization": f"Bearer {tokens['lena.fischer']}"}
+        cases = httpx.get(f"{base}/api/v1/cases", headers=lena).json()["items"]
+        assert [case["number"] for case in cases] == ["CS-1001"]
         assert (tmp_path / "var" / "loopline.db").exists()
         health = httpx.get(f"{base}/api/v1/health").json()
         assert health["database"]["dialect"] == "sqlite"
