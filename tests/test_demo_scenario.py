@@ -21,6 +21,8 @@ from loopline.core.settings import Settings
 from loopline.customer.models import Account, Advisory, AdvisoryRecipient, Case, Contact, Remedy, Shipment
 from loopline.demo.loader import load_demo
 from loopline.demo.timeline import CAPTURED, SYNCED, day
+from loopline.loop.trace import case_context
+from loopline.media.models import Attachment, Blob
 from loopline.people.models import User
 from loopline.quality.models import Batch, Capa, Inspection, NonConformance, QualityCost, QualityWatch
 from loopline.threads.models import Message, SubjectType, Thread
@@ -82,6 +84,13 @@ async def test_steps_2_3_the_offline_inspection_opens_nc_0142_and_traces_lot_018
     [audit] = await rows(runtime, Inspection, Inspection.number == "INS-88213")
     # Captured in the dead zone at 08:10, received at 08:42: a sync lag of 32 minutes.
     assert (audit.captured_at, audit.received_at, audit.result) == (CAPTURED, SYNCED, "fail")
+    # Its two photos went through the image pipeline, which read their capture time from EXIF.
+    photos = await rows(runtime, Attachment, Attachment.entity_id == audit.id)
+    blobs = await rows(runtime, Blob, col(Blob.sha256).in_([p.sha256 for p in photos]))
+    assert [p.state for p in photos] == ["available", "available"]
+    assert sorted((b.state, b.format, b.captured_at, b.device) for b in blobs) == [
+        ("complete", "JPEG", CAPTURED + timedelta(minutes=view), "Loopline Demo tablet") for view in (1, 2)
+    ]
     [nc] = await rows(runtime, NonConformance)
     [lot] = await rows(runtime, Batch, Batch.lot_no == LOT_018)
     assert (nc.number, nc.defect_code, nc.severity, nc.source_ref, nc.batch_ids) == (
@@ -143,6 +152,19 @@ async def test_step_4_the_advisory_answers_every_case_inside_its_sla_and_the_tie
 
 def all_cases_by_id(all_cases: dict[str, Case]) -> dict[str, str]:
     return {case.id: number for number, case in all_cases.items()}
+
+
+async def test_inside_cs_1001_the_service_rep_sees_the_batch_inspection_its_photos_and_the_nc(
+    runtime: Runtime,
+) -> None:
+    vip_case = (await cases(runtime))["CS-1001"]
+    async with runtime.db.read_session() as session:
+        context = await case_context(session, vip_case)
+    assert context.batch is not None
+    assert context.batch.lot_no == LOT_018
+    assert "INS-88213" in {i.inspection.number for i in context.inspections}
+    assert [nc.number for nc in context.nonconformances] == ["NC-0142"]
+    assert len(context.attachments) == 2
 
 
 async def test_step_5_service_and_the_shop_floor_talk_in_the_nc_thread(runtime: Runtime) -> None:

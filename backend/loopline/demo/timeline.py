@@ -8,9 +8,8 @@ The steps only name what people do: submit inspections, approve and send the adv
 record acknowledgements, triage their cases, post in the NC thread, ship replacements,
 file complaints, record costs, open and verify the CAPA and close the NC.
 
-Left out, because the product has no such feature yet: the two photos of INS-88213 (the
-loader has no camera; attachments are covered by the media tests), the GDPR erasure of
-step 12, and the routine Q2 orders behind the return-rate figures of step 11.
+Left out, because the product has no such feature yet: the GDPR erasure of step 12, and
+the routine Q2 orders behind the return-rate figures of step 11.
 """
 
 from __future__ import annotations
@@ -33,6 +32,7 @@ from loopline.core.clock import FrozenClock
 from loopline.core.numbering import continue_numbering
 from loopline.core.runtime import Runtime
 from loopline.customer.models import Account, Advisory, AdvisoryRecipient, Case, Contact, Remedy
+from loopline.demo.photos import thin_coating_photo, upload
 from loopline.people.service import load_principal, login
 from loopline.quality.models import Batch, NonConformance
 from loopline.syncing.push import push
@@ -120,9 +120,9 @@ class Player:
                 raise TimelineError(f"{username} cannot sign in")
             self.devices[username] = Device(principal)
 
-    async def push(self, username: str, at: datetime, *mutations: tuple[str, dict[str, Any]]) -> None:
-        """Push `mutations` as `username` at `at`; every one must be applied."""
-        self.clock.at = at
+    async def push(self, username: str, *mutations: tuple[str, dict[str, Any]]) -> None:
+        """Push `mutations` as `username` now (on the frozen clock); every one must be applied."""
+        at = self.clock.now()
         device = self.devices[username]
         request = PushRequest(
             client_id=device.client_id,
@@ -185,34 +185,44 @@ async def case_of(player: Player, account_code: str) -> Case:
 
 
 def inspections() -> list[Step]:
-    """Steps 1-3: routine inspections (six decreasing C1 means on L2 open a quality watch and
-    nothing else), the release of lots 018 and 019, and INS-88213, captured at 08:10 in a
-    Wi-Fi dead zone and synced at 08:42: the rules open NC-0142 and everything after it."""
+    """Step 1 and the routine around it: six decreasing C1 means on L2 open a quality watch
+    and nothing else; the early shift of lot 018 and lot 019 pass and are released."""
     routine = [(lot, tuple(mean + s for s in SPREAD), at, number) for lot, mean, at, number in ROUTINE_C1]
-    submitted = [*routine, *RELEASE_C1, (LOT_018, INS_88213, CAPTURED, "INS-88213")]
 
     def submit(lot_no: str, c1: tuple[float, ...], captured: datetime, number: str) -> Step:
         async def made(player: Player) -> Mutations:
-            plan = await player.one(InspectionPlan, InspectionPlan.code == PLAN)
-            lot = await player.one(Batch, Batch.lot_no == lot_no)
-            return [("inspection.submit", inspection(lot, plan, c1, captured, number))]
+            return [("inspection.submit", await inspection(player, lot_no, c1, captured, number))]
 
-        return Step(SYNCED if number == "INS-88213" else captured, INSPECTOR_OF_PLANT[lot_no[:5]], made)
+        return Step(captured, INSPECTOR_OF_PLANT[lot_no[:5]], made)
 
-    return [submit(*args) for args in submitted]
+    return [submit(*args) for args in [*routine, *RELEASE_C1]]
 
 
-def inspection(lot: Batch, plan: InspectionPlan, c1: tuple[float, ...], at: datetime, number: str) -> dict[str, Any]:
-    audit = number == "INS-88213"
+def offline_audit() -> list[Step]:
+    """Steps 2-3: INS-88213 with two photos, captured at 08:10 in a Wi-Fi dead zone and synced
+    at 08:42. The photo queue sends the photos; the rules open NC-0142 and all that follows."""
+
+    async def made(player: Player) -> Mutations:
+        taken = [thin_coating_photo(CAPTURED + timedelta(minutes=view), view) for view in (1, 2)]
+        hashes = await upload(player.runtime, player.devices["wang.lei"].principal, taken)
+        audit = await inspection(player, LOT_018, INS_88213, CAPTURED, "INS-88213")
+        notes = "Retained late-shift samples; thin coating at the connector edge."
+        return [("inspection.submit", {**audit, "kind": "audit", "notes": notes, "photo_hashes": hashes})]
+
+    return [Step(SYNCED, "wang.lei", made)]
+
+
+async def inspection(player: Player, lot_no: str, c1: tuple[float, ...], at: datetime, number: str) -> dict[str, Any]:
+    plan = await player.one(InspectionPlan, InspectionPlan.code == PLAN)
+    lot = await player.one(Batch, Batch.lot_no == lot_no)
     return {
         "id": new_id(),
         "number": number,
         "batch_id": lot.id,
         "plan_id": plan.id,
-        "kind": "audit" if audit else "in_process",
+        "kind": "in_process",
         "captured_at": at.isoformat(),
         "measurements": [{"characteristic": "C1", "value": value} for value in c1],
-        "notes": "Retained late-shift samples; thin coating at the connector edge." if audit else "",
     }
 
 
@@ -433,7 +443,9 @@ def improvement() -> list[Step]:
 
 def timeline() -> list[Step]:
     """Every step of the scenario, in the order of their moments (ties keep the story's order)."""
-    return sorted([*inspections(), *advisory(), *chat(), *resolutions(), *complaints(), *improvement()], key=at)
+    return sorted(
+        [*inspections(), *offline_audit(), *advisory(), *chat(), *resolutions(), *complaints(), *improvement()], key=at
+    )
 
 
 def at(played: Step) -> datetime:
@@ -454,4 +466,5 @@ async def play_timeline(runtime: Runtime, password: str) -> None:
     for username in dict.fromkeys(played.username for played in steps):
         await player.sign_in(username, password)
     for played in steps:
-        await player.push(played.username, played.at, *await played.mutations(player))
+        player.clock.at = played.at
+        await player.push(played.username, *await played.mutations(player))
