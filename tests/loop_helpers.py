@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from litestar.testing import AsyncTestClient
 from sqlmodel import select
 
 from loopline.catalog.models import InspectionPlan
 from loopline.core.runtime import Runtime
-from loopline.customer.models import Account
+from loopline.customer.models import Account, Advisory
 from loopline.people.models import User
 from loopline.quality.models import Batch
-from tests.sync_helpers import new_id
+from tests.conftest import Login
+from tests.sync_helpers import Device, new_id
 
 LOT_018, LOT_016, LOT_019 = "CN-SZ-L2-2406-018", "CN-SZ-L2-2406-016", "CN-SZ-L1-2406-019"
 # INS-88213: four of five C1 readings below the lower limit of 25 µm.
@@ -38,3 +40,17 @@ def inspection(ids: dict[str, str], lot: str, c1: list[float], **extra: Any) -> 
         "measurements": [{"characteristic": "C1", "value": v} for v in c1],
         **extra,
     }
+
+
+async def lot_018_under_advisory(
+    client: AsyncTestClient[Any], login: Login, runtime: Runtime, ids: dict[str, str]
+) -> Advisory:
+    """Scenario steps 2-4: INS-88213 finds lot 018 out of spec, and QA approves and sends the advisory."""
+    wang, qa = Device(client, await login("wang.lei")), Device(client, await login("qa.manager"))
+    await wang.push_ok(wang.mutation("inspection.submit", inspection(ids, LOT_018, LATE_SHIFT_C1)))
+    async with runtime.db.read_session() as session:
+        drafted = (await session.scalars(select(Advisory))).one()
+    await qa.push_ok(
+        qa.mutation("advisory.approve", {"id": drafted.id}), qa.mutation("advisory.send", {"id": drafted.id})
+    )
+    return drafted

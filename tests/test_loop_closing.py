@@ -12,10 +12,10 @@ from sqlmodel import select
 
 from loopline.core.events import DomainEvent
 from loopline.core.runtime import Runtime
-from loopline.customer.models import Advisory, AdvisoryRecipient, Case
+from loopline.customer.models import AdvisoryRecipient, Case
 from loopline.quality.models import NonConformance, QualityCost
 from tests.conftest import Login
-from tests.loop_helpers import LATE_SHIFT_C1, LOT_018, demo_ids, inspection
+from tests.loop_helpers import LOT_018, demo_ids, lot_018_under_advisory
 from tests.sync_helpers import Device, new_id
 
 
@@ -33,14 +33,13 @@ def result(response: dict[str, Any]) -> tuple[str, str | None, dict[str, Any]]:
 async def test_nc_0142_costs_69894_and_closes_only_after_its_cases_and_a_verified_capa(
     world_client: AsyncTestClient[Any], world_login: Login, world_runtime: Runtime, ids: dict[str, str]
 ) -> None:
-    users = {name: Device(world_client, await world_login(name)) for name in ("wang.lei", "qa.manager", "gil.workshop")}
-    wang, qa, gil = users["wang.lei"], users["qa.manager"], users["gil.workshop"]
-    await wang.push_ok(wang.mutation("inspection.submit", inspection(ids, LOT_018, LATE_SHIFT_C1)))
+    qa, gil = (
+        Device(world_client, await world_login("qa.manager")),
+        Device(world_client, await world_login("gil.workshop")),
+    )
+    await lot_018_under_advisory(world_client, world_login, world_runtime, ids)
     async with world_runtime.db.read_session() as session:
         nc = (await session.scalars(select(NonConformance))).one()
-        advisory = (await session.scalars(select(Advisory))).one()
-    await qa.push_ok(*(qa.mutation(f"advisory.{step}", {"id": advisory.id}) for step in ("approve", "send")))
-    async with world_runtime.db.read_session() as session:
         recipients = list(await session.scalars(select(AdvisoryRecipient)))
     # Every account acknowledges (scenario step 4); each acknowledgement grants the account's remedy.
     acknowledged: set[str] = set()

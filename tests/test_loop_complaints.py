@@ -14,7 +14,7 @@ from loopline.customer.models import Advisory, AdvisoryRecipient, Case, Remedy
 from loopline.quality.models import QualityCost
 from loopline.threads.models import SubjectType, Thread
 from tests.conftest import Login
-from tests.loop_helpers import LATE_SHIFT_C1, LOT_018, demo_ids, inspection
+from tests.loop_helpers import LOT_018, demo_ids, lot_018_under_advisory
 from tests.sync_helpers import Device, new_id
 
 
@@ -28,16 +28,7 @@ async def advisory(
     world_client: AsyncTestClient[Any], world_login: Login, world_runtime: Runtime, ids: dict[str, str]
 ) -> Advisory:
     """Scenario steps 2-4: the out-of-spec lot 018, its advisory sent, Iberia's acknowledgement (and credit)."""
-    wang, qa = (
-        Device(world_client, await world_login("wang.lei")),
-        Device(world_client, await world_login("qa.manager")),
-    )
-    await wang.push_ok(wang.mutation("inspection.submit", inspection(ids, LOT_018, LATE_SHIFT_C1)))
-    async with world_runtime.db.read_session() as session:
-        drafted = (await session.scalars(select(Advisory))).one()
-    await qa.push_ok(
-        qa.mutation("advisory.approve", {"id": drafted.id}), qa.mutation("advisory.send", {"id": drafted.id})
-    )
+    drafted = await lot_018_under_advisory(world_client, world_login, world_runtime, ids)
     lucia = Device(world_client, await world_login("lucia.martin"))
     async with world_runtime.db.read_session() as session:
         iberia = next(r for r in await session.scalars(select(AdvisoryRecipient)) if r.account_id == ids["A-003"])
