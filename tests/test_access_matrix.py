@@ -35,6 +35,9 @@ POLICY: dict[str, Access] = {
     "get_me": "signed_in",
     "sync_push": "signed_in",
     "sync_pull": "signed_in",
+    # The REST face of `inspection.submit`: signed in, and the mutation's own role check
+    # answers 403 to the roles that may not inspect (tests/test_inspections_api.py).
+    "submit_inspection": "signed_in",
     "admin_list_users": "admin",
     "admin_create_user": "admin",
     "admin_update_user": "admin",

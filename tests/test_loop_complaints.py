@@ -12,7 +12,7 @@ from loopline.core.events import DomainEvent
 from loopline.core.runtime import Runtime
 from loopline.customer.models import Advisory, AdvisoryRecipient, Case, Remedy
 from loopline.quality.models import QualityCost
-from loopline.threads.models import SubjectType, Thread
+from loopline.threads.models import SubjectType, Thread, ThreadParticipant
 from tests.conftest import Login
 from tests.loop_helpers import LOT_018, demo_ids, lot_018_under_advisory
 from tests.sync_helpers import Device, new_id
@@ -220,3 +220,49 @@ async def test_a_public_staff_reply_is_the_first_response_and_a_person_resolving
         )
     assert (case.status, case.auto_handled, case.first_response_at) == ("resolved", False, answered)
     assert [event.payload["auto_handled"] for event in events] == [False]
+
+
+async def test_a_case_is_assigned_only_to_staff_who_can_see_its_account_and_they_join_its_thread(
+    world_client: AsyncTestClient[Any],
+    world_login: Login,
+    world_runtime: Runtime,
+    ids: dict[str, str],
+    advisory: Advisory,
+) -> None:
+    lucia, kenji = (
+        Device(world_client, await world_login("lucia.martin")),
+        Device(world_client, await world_login("kenji.sato")),
+    )
+    _, case_id = await open_case(lucia, account_id=ids["A-003"], title="rattling driver", category_code="CONNECTOR")
+
+    def assign(device: Device, username: str) -> dict[str, Any]:
+        return device.mutation("case.assign", {"id": case_id, "assignee_id": ids.get(username, username)})
+
+    async def code(device: Device, username: str) -> str | None:
+        result = (await device.push_ok(assign(device, username)))["results"][0]
+        return (result.get("error") or {}).get("code")
+
+    # Marcus manages A-002 only; the workshop is a customer; nobody is called "nobody".
+    for who in ("marcus.reed", "gil.workshop", "nobody"):
+        assert await code(lucia, who) == "invalid_assignee", who
+    assert await code(kenji, "qa.manager") == "not_found"  # Kenji cannot see Iberia's case
+    assert await code(lucia, "qa.manager") is None
+    assert await code(lucia, "qa.manager") is None  # assigning again changes nothing
+    case, _ = await stored(world_runtime, case_id)
+    async with world_runtime.db.read_session() as session:
+        thread = (
+            await session.scalars(
+                select(Thread).where(Thread.subject_type == SubjectType.CASE, Thread.subject_id == case_id)
+            )
+        ).one()
+        members = set(
+            await session.scalars(select(ThreadParticipant.user_id).where(ThreadParticipant.thread_id == thread.id))
+        )
+        assigned = list(
+            await session.scalars(
+                select(DomainEvent).where(DomainEvent.subject_id == case_id, DomainEvent.type == "case.assigned")
+            )
+        )
+    assert case.assignee_id == ids["qa.manager"]
+    assert ids["qa.manager"] in members
+    assert [event.payload["assignee_id"] for event in assigned] == [ids["qa.manager"]]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from sqlmodel import col, select
 
 from loopline.core.access import Role
 from loopline.core.events import emit
@@ -21,6 +22,8 @@ from loopline.customer.models import (
 )
 from loopline.loop.cases import resolve_case
 from loopline.loop.remedies import book_external_failure, execute, mark_handled_by_person, on_acknowledgement
+from loopline.people.models import User
+from loopline.people.service import principal_of
 from loopline.quality.mutations import StatusArgs
 from loopline.syncing.registry import (
     Handler,
@@ -31,11 +34,13 @@ from loopline.syncing.registry import (
     require,
     status_command,
 )
+from loopline.threads.models import SubjectType
+from loopline.threads.service import join_thread
 
 
 async def set_case_status(ctx: MutationContext, raw: dict[str, Any]) -> int:
     args = parse_args(StatusArgs, raw)
-    require(ctx.principal.role in {Role.SERVICE_REP, Role.SUPERVISOR, Role.ADMIN})
+    require(ctx.principal.role in CASE_STAFF)
     case = await readable(ctx, Case, args.id)
     if status_command(case.status, args.from_, args.to, CASE_TRANSITIONS):
         mark_handled_by_person(case)
@@ -44,6 +49,42 @@ async def set_case_status(ctx: MutationContext, raw: dict[str, Any]) -> int:
         else:
             case.status = CaseStatus(args.to)
             await ctx.session.flush()
+    return case.version
+
+
+class CaseAssignArgs(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(max_length=36)
+    assignee_id: str = Field(max_length=36)
+
+
+async def assign_case(ctx: MutationContext, raw: dict[str, Any]) -> int:
+    """Hand a case to a service rep or supervisor who can see its account; they join its thread."""
+    args = parse_args(CaseAssignArgs, raw)
+    require(ctx.principal.role in CASE_STAFF)
+    case = await readable(ctx, Case, args.id)
+    if case.assignee_id == args.assignee_id:
+        return case.version
+    assignee = await ctx.session.get(User, args.assignee_id)
+    if assignee is None or not assignee.is_active or Role(assignee.role) not in CASE_STAFF:
+        raise MutationRejected("invalid_assignee", "Cases go to an active service rep, supervisor or admin.")
+    scope = await principal_of(ctx.session, assignee, session_id="")
+    sees_it = await ctx.session.scalar(select(col(Case.id)).where(Case.id == case.id, Case.read_filter(scope)))
+    require(sees_it is not None, "invalid_assignee", "The assignee cannot see this account's cases.")
+    mark_handled_by_person(case)
+    case.assignee_id = assignee.id
+    await ctx.session.flush()
+    await join_thread(ctx.session, SubjectType.CASE, case.id, [(assignee.id, "assignee")])
+    emit(
+        ctx.session,
+        "case.assigned",
+        subject_type="case",
+        subject_id=case.id,
+        actor=ctx.principal.user_id,
+        at=ctx.now,
+        payload={"number": case.number, "assignee_id": assignee.id},
+    )
     return case.version
 
 
@@ -150,7 +191,7 @@ class RemedyArgs(BaseModel):
 async def execute_remedy(ctx: MutationContext, raw: dict[str, Any]) -> int:
     """Fulfilment: the replacement shipped and was accepted, the credit note issued."""
     args = parse_args(RemedyArgs, raw)
-    require(ctx.principal.role in {Role.SERVICE_REP, Role.SUPERVISOR, Role.ADMIN})
+    require(ctx.principal.role in CASE_STAFF)
     remedy = await readable(ctx, Remedy, args.id)
     if remedy.status == RemedyStatus.EXECUTED:
         return remedy.version
@@ -162,11 +203,13 @@ async def execute_remedy(ctx: MutationContext, raw: dict[str, Any]) -> int:
     return remedy.version
 
 
+CASE_STAFF = {Role.SERVICE_REP, Role.SUPERVISOR, Role.ADMIN}
 APPROVERS = {Role.SUPERVISOR, Role.ADMIN}
 RESPONDERS = {Role.CUSTOMER, Role.SERVICE_REP, Role.SUPERVISOR, Role.ADMIN}
 
 mutations: dict[str, Handler] = {
     "case.set_status": set_case_status,
+    "case.assign": assign_case,
     "advisory.approve": approve_advisory,
     "advisory.send": send_advisory,
     "advisory.respond": respond_to_advisory,

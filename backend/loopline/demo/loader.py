@@ -640,7 +640,7 @@ async def load_demo(runtime: Runtime) -> None:
     """Load the scenario into an empty database: its master data, then its timeline played
     through the loop rules (`demo/timeline.py`)."""
     await load_master_data(runtime)
-    await play_timeline(runtime, DEMO_PASSWORD)
+    await play_timeline(runtime)
 
 
 async def load_master_data(runtime: Runtime) -> None:

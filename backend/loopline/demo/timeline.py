@@ -27,13 +27,13 @@ from sqlmodel import SQLModel, select
 
 from loopline.catalog.models import InspectionPlan
 from loopline.core.access import Principal
-from loopline.core.auth import decode_access_token
 from loopline.core.clock import FrozenClock
 from loopline.core.numbering import continue_numbering
 from loopline.core.runtime import Runtime
 from loopline.customer.models import Account, Advisory, AdvisoryRecipient, Case, Contact, Remedy
 from loopline.demo.photos import thin_coating_photo, upload
-from loopline.people.service import load_principal, login
+from loopline.people.models import User
+from loopline.people.service import principal_of
 from loopline.quality.models import Batch, NonConformance
 from loopline.syncing.push import push
 from loopline.threads.models import SubjectType, Thread
@@ -99,9 +99,6 @@ class Device:
 class Player:
     """Plays pushes at chosen moments through the real push service."""
 
-    # Sign-ins happen now, on the wall clock (tokens are checked against it); pushes happen
-    # at the scenario's moments, on the frozen clock.
-    now: Runtime
     runtime: Runtime
     clock: FrozenClock
     devices: dict[str, Device] = field(default_factory=dict)
@@ -109,16 +106,14 @@ class Player:
     @classmethod
     def on(cls, runtime: Runtime) -> Player:
         clock = FrozenClock(day(-14))
-        return cls(runtime, dataclasses.replace(runtime, clock=clock), clock)
+        return cls(dataclasses.replace(runtime, clock=clock), clock)
 
-    async def sign_in(self, username: str, password: str) -> None:
-        if username not in self.devices:
-            tokens = await login(self.now, username=username, password=password, address="demo-loader")
-            claims = decode_access_token(tokens.access_token, secret=self.now.settings.secret_key)
-            principal = await load_principal(self.now, claims)
-            if principal is None:
-                raise TimelineError(f"{username} cannot sign in")
-            self.devices[username] = Device(principal)
+    async def enrol(self, username: str) -> None:
+        """Give the user a device. The loader plays people, it does not sign in as them: the
+        principal is what the user may read, as a sign-in would resolve it."""
+        async with self.runtime.db.read_session() as session:
+            user = (await session.scalars(select(User).where(User.username == username))).one()
+            self.devices[username] = Device(await principal_of(session, user, session_id="demo-loader"))
 
     async def push(self, username: str, *mutations: tuple[str, dict[str, Any]]) -> None:
         """Push `mutations` as `username` now (on the frozen clock); every one must be applied."""
@@ -458,13 +453,13 @@ async def continue_scenario_numbers(runtime: Runtime) -> None:
             await continue_numbering(session, prefix, after)
 
 
-async def play_timeline(runtime: Runtime, password: str) -> None:
+async def play_timeline(runtime: Runtime) -> None:
     """Play steps 1-11 of the scenario into a database that holds its master data only."""
     await continue_scenario_numbers(runtime)
     player = Player.on(runtime)
     steps = timeline()
     for username in dict.fromkeys(played.username for played in steps):
-        await player.sign_in(username, password)
+        await player.enrol(username)
     for played in steps:
         player.clock.at = played.at
         await player.push(played.username, *await played.mutations(player))

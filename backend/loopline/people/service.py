@@ -195,25 +195,30 @@ async def load_principal(runtime: Runtime, claims: dict[str, Any]) -> Principal 
         ).first()
         if alive is None:
             return None
-        role = Role(user.role)
-        if role is Role.ADMIN:
-            return Principal(user.id, user.username, role, claims["sid"], None, None)
-        rows = (
-            await session.execute(
-                select(col(Membership.kind), col(Membership.ref)).where(col(Membership.user_id) == user.id)
-            )
-        ).all()
-        refs: dict[str, set[str]] = {kind.value: set() for kind in MembershipKind}
-        for kind, ref in rows:
-            refs[kind].add(ref)
-        accounts = refs[MembershipKind.ACCOUNT]
-        if role is Role.SERVICE_REP:
-            managed = await session.scalars(select(col(Account.id)).where(col(Account.account_manager_id) == user.id))
-            accounts |= set(managed)
-        if role is Role.SUPERVISOR and refs[MembershipKind.REGION]:
-            in_regions = await session.scalars(
-                select(col(Account.id)).where(col(Account.region).in_(sorted(refs[MembershipKind.REGION])))
-            )
-            accounts |= set(in_regions)
-        plants = refs[MembershipKind.PLANT] if role in (Role.INSPECTOR, Role.SUPERVISOR) else set()
-        return Principal(user.id, user.username, role, claims["sid"], frozenset(plants), frozenset(accounts))
+        return await principal_of(session, user, claims["sid"])
+
+
+async def principal_of(session: AsyncSession, user: User, session_id: str) -> Principal:
+    """What `user` may read: the plants and accounts of their memberships and role."""
+    role = Role(user.role)
+    if role is Role.ADMIN:
+        return Principal(user.id, user.username, role, session_id, None, None)
+    rows = (
+        await session.execute(
+            select(col(Membership.kind), col(Membership.ref)).where(col(Membership.user_id) == user.id)
+        )
+    ).all()
+    refs: dict[str, set[str]] = {kind.value: set() for kind in MembershipKind}
+    for kind, ref in rows:
+        refs[kind].add(ref)
+    accounts = refs[MembershipKind.ACCOUNT]
+    if role is Role.SERVICE_REP:
+        managed = await session.scalars(select(col(Account.id)).where(col(Account.account_manager_id) == user.id))
+        accounts |= set(managed)
+    if role is Role.SUPERVISOR and refs[MembershipKind.REGION]:
+        in_regions = await session.scalars(
+            select(col(Account.id)).where(col(Account.region).in_(sorted(refs[MembershipKind.REGION])))
+        )
+        accounts |= set(in_regions)
+    plants = refs[MembershipKind.PLANT] if role in (Role.INSPECTOR, Role.SUPERVISOR) else set()
+    return Principal(user.id, user.username, role, session_id, frozenset(plants), frozenset(accounts))
