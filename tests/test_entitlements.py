@@ -15,7 +15,14 @@ RULES = [EntitlementRule.model_validate({k: v for k, v in r.items() if k != "app
 HLD_200 = Decimal("18")
 
 
-def facts(tier: Tier, *, advisory: bool = True, severity: Severity = Severity.MAJOR, **quantities: int) -> CaseFacts:
+def facts(
+    tier: Tier,
+    *,
+    advisory: bool = True,
+    severity: Severity = Severity.MAJOR,
+    granted: tuple[RemedyKind, ...] = (),
+    **quantities: int,
+) -> CaseFacts:
     return CaseFacts(
         tier=tier,
         severity=severity,
@@ -24,7 +31,7 @@ def facts(tier: Tier, *, advisory: bool = True, severity: Severity = Severity.MA
         affected_qty=quantities.get("affected", 0),
         failed_qty=quantities.get("failed", 0),
         unit_cost=HLD_200,
-        credit_granted=bool(quantities.get("credit_granted", 0)),
+        granted=frozenset(granted),
     )
 
 
@@ -39,10 +46,12 @@ def facts(tier: Tier, *, advisory: bool = True, severity: Severity = Severity.MA
         (facts(Tier.STANDARD, affected=800), "R3", [(RemedyKind.CREDIT_PCT, 800, "1440.00", True)]),
         # CS-1004: three failed units replaced (3 x 18 = 54); the credit went with CS-1003.
         (
-            facts(Tier.STANDARD, affected=3, failed=3, credit_granted=1),
+            facts(Tier.STANDARD, affected=3, failed=3, granted=(RemedyKind.CREDIT_PCT,)),
             "R3",
             [(RemedyKind.REPLACE_FAILED, 3, "54.00", True)],
         ),
+        # A-001's workshop complains of 3 units of lot 018: they are among the 2,000 being replaced.
+        (facts(Tier.VIP, affected=3, failed=3, granted=(RemedyKind.REPLACE_ALL,)), "R1", []),
         # Over the cap: 10 % of 2,000 x 18 = 3,600 > 2k waits for the QA manager.
         (facts(Tier.STANDARD, affected=2000), "R3", [(RemedyKind.CREDIT_PCT, 2000, "3600.00", False)]),
         # CS-1005: no advisory, so investigation first; a person decides.

@@ -9,8 +9,12 @@ condition open with None. The remedy's terms come from the rule (`terms`):
 
 - `replace_all`: every affected unit, plus `freight_per_unit` when air freight is owed;
 - `replace_failed`: the units with a confirmed failure;
-- `credit_pct`: `credit_pct` % of the unit cost on the affected units not replaced — once
-  per account and advisory — and, with `replace_failed`, the failed units replaced;
+- `credit_pct`: `credit_pct` % of the unit cost on the affected units not replaced, and
+  with `replace_failed`, the failed units replaced;
+
+The credit and the replacement of all affected units are owed once per account and
+advisory: a later complaint about units already being replaced, or already credited, is
+not paid twice.
 - `investigate`: no amount; a person decides.
 
 A proposal at or under the rule's cap is approved on the spot; above it, it waits for the
@@ -21,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from loopline.catalog.models import Severity
@@ -40,8 +44,8 @@ class CaseFacts:
     affected_qty: int
     failed_qty: int
     unit_cost: Decimal
-    # A credit for this account and advisory was granted on another case already.
-    credit_granted: bool = False
+    # The remedy kinds this account was granted for this advisory, on any case.
+    granted: frozenset[RemedyKind] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -74,7 +78,7 @@ def propose(rule: EntitlementRule, facts: CaseFacts) -> list[Proposal]:
     """What the rule grants this case, each part priced and marked auto-approved or not."""
     terms = rule.terms
     parts: list[tuple[RemedyKind, int, Decimal, dict[str, Any]]] = []
-    if rule.remedy == RemedyKind.REPLACE_ALL:
+    if rule.remedy == RemedyKind.REPLACE_ALL and RemedyKind.REPLACE_ALL not in facts.granted:
         freight = Decimal(str(terms.get("freight_per_unit", "0"))) * facts.affected_qty
         goods = facts.unit_cost * facts.affected_qty
         details = {"goods": goods, "freight": freight, "freight_mode": terms.get("freight", "standard")}
@@ -84,23 +88,28 @@ def propose(rule: EntitlementRule, facts: CaseFacts) -> list[Proposal]:
     )
     if replaces_failed and facts.failed_qty:
         parts.append((RemedyKind.REPLACE_FAILED, facts.failed_qty, facts.unit_cost * facts.failed_qty, {}))
-    if rule.remedy == RemedyKind.CREDIT_PCT and not facts.credit_granted:
+    if rule.remedy == RemedyKind.CREDIT_PCT and RemedyKind.CREDIT_PCT not in facts.granted:
         credited = max(facts.affected_qty - facts.failed_qty, 0)
         pct = Decimal(str(terms.get("credit_pct", 0)))
         amount = facts.unit_cost * credited * pct / 100
         parts.append((RemedyKind.CREDIT_PCT, credited, amount, {"credit_pct": pct}))
     if rule.remedy in (RemedyKind.INVESTIGATE, RemedyKind.EXPEDITE, RemedyKind.ONSITE):
         parts.append((RemedyKind(rule.remedy), 0, Decimal(0), {}))
-    return [
-        Proposal(
-            kind=kind,
-            qty=qty,
-            amount=amount.quantize(CENT),
-            auto_approved=_within_cap(rule, kind, amount),
-            details={"rule": rule.code, **details},
+    proposals = []
+    for kind, qty, amount, details in parts:
+        # Commercial rounding (half a cent up, not to even, Decimal's default), and the cap is held
+        # against the amount on record, not against fractions of a cent it never shows.
+        cents = amount.quantize(CENT, rounding=ROUND_HALF_UP)
+        proposals.append(
+            Proposal(
+                kind=kind,
+                qty=qty,
+                amount=cents,
+                auto_approved=_within_cap(rule, kind, cents),
+                details={"rule": rule.code, **details},
+            )
         )
-        for kind, qty, amount, details in parts
-    ]
+    return proposals
 
 
 def _within_cap(rule: EntitlementRule, kind: RemedyKind, amount: Decimal) -> bool:

@@ -52,7 +52,7 @@ async def grant_remedies(
         affected_qty=affected_qty,
         failed_qty=failed_qty,
         unit_cost=Decimal(product.unit_cost),
-        credit_granted=await _credit_granted(session, case),
+        granted=await _granted_for_advisory(session, case),
     )
     rule = matching_rule(await session.scalars(select(EntitlementRule)), facts)
     if rule is None:
@@ -147,22 +147,21 @@ async def book_external_failure(session: AsyncSession, remedy: Remedy, case: Cas
     await session.flush()
 
 
-async def _credit_granted(session: AsyncSession, case: Case) -> bool:
-    """Whether this account got its credit for this advisory on any case already."""
+async def _granted_for_advisory(session: AsyncSession, case: Case) -> frozenset[RemedyKind]:
+    """The remedy kinds this account was granted (and not refused) for the case's advisory, on any case."""
     if case.advisory_id is None:
-        return False
-    found = await session.scalar(
-        select(col(Remedy.id))
+        return frozenset()
+    kinds = await session.scalars(
+        select(col(Remedy.kind))
         .join(Case, col(Case.id) == Remedy.case_id)
         .where(
             Case.account_id == case.account_id,
             Case.advisory_id == case.advisory_id,
-            Remedy.kind == RemedyKind.CREDIT_PCT,
             col(Remedy.status) != RemedyStatus.REJECTED,
         )
-        .limit(1)
+        .distinct()
     )
-    return found is not None
+    return frozenset(RemedyKind(kind) for kind in kinds)
 
 
 async def on_acknowledgement(session: AsyncSession, recipient: AdvisoryRecipient, *, actor: str, now: datetime) -> None:
