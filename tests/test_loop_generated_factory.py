@@ -110,12 +110,12 @@ def owed(
     if rule.remedy == "credit_pct" and "credit_pct" not in granted:
         remaining = affected - failed
         parts.append(("credit_pct", remaining, unit * remaining * Fraction(str(rule.terms["credit_pct"])) / 100))
-    granted = []
+    priced = []
     for kind, qty, amount in parts:
         # At or under the cap it is approved on the spot (R1: "auto <= EUR 60k"); an investigation never is.
         auto = kind != "investigate" and rule.cap is not None and euros(amount) <= rule.cap
-        granted.append(Owed(kind, qty, euros(amount), auto, None if auto else rule.approver))
-    return granted
+        priced.append(Owed(kind, qty, euros(amount), auto, None if auto else rule.approver))
+    return priced
 
 
 def owed_on_complaint(
