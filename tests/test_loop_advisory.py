@@ -102,3 +102,25 @@ async def test_an_approved_advisory_sent_answers_every_case_and_recipients_answe
         "A-001": ("replace_all", 2000, "40800.00", "approved"),
         "A-003": ("credit_pct", 800, "1440.00", "approved"),
     }
+
+
+async def test_a_customer_never_learns_which_other_customers_received_the_advisory(
+    world_client: AsyncTestClient[Any], world_login: Login, world_runtime: Runtime, ids: dict[str, str]
+) -> None:
+    gil, qa = (
+        Device(world_client, await world_login("gil.workshop")),
+        Device(world_client, await world_login("qa.manager")),
+    )
+    for device in (gil, qa):
+        await device.pull_all()
+    async with world_runtime.db.read_session() as session:
+        advisory = (await session.scalars(select(Advisory))).one()
+    # On the device: the advisory without its list of accounts, for the workshop and QA alike.
+    assert "account_ids" not in gil.read_model[("advisory", advisory.id)][1]
+    assert "account_ids" not in qa.read_model[("advisory", advisory.id)][1]
+    # Over REST: the workshop sees its own account in it; QA, in the advisory's plant, sees all three.
+    for device, expected in ((gil, [ids["A-003"]]), (qa, sorted(ids[c] for c in ("A-001", "A-002", "A-003")))):
+        response = await world_client.get(f"/api/v1/advisories/{advisory.id}", headers=device.headers)
+        assert sorted(response.json()["advisory"]["account_ids"]) == expected
+        listed = await world_client.get("/api/v1/advisories", headers=device.headers)
+        assert [sorted(a["account_ids"]) for a in listed.json()["items"]] == [expected]

@@ -175,7 +175,8 @@ class AdvisoryController(Controller):
         limit: Limit = 50,
     ) -> Page[Advisory]:
         where = equal_filters(Advisory, nc_id=nc_id, number=number, status=status, severity=severity)
-        return await list_readable(session, Advisory, principal, where=where, cursor=cursor, limit=limit)
+        page = await list_readable(session, Advisory, principal, where=where, cursor=cursor, limit=limit)
+        return page.model_copy(update={"items": [advisory.seen_by(principal) for advisory in page.items]})
 
     @get("/{advisory_id:str}", operation_id="get_advisory")
     async def get_advisory(
@@ -187,7 +188,7 @@ class AdvisoryController(Controller):
                 col(AdvisoryRecipient.advisory_id) == advisory.id, AdvisoryRecipient.read_filter(principal)
             )
         )
-        return AdvisoryDetail(advisory=advisory, recipients=list(recipients))
+        return AdvisoryDetail(advisory=advisory.seen_by(principal), recipients=list(recipients))
 
 
 class EntitlementRuleController(Controller):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import JSON, Column, ColumnElement, Numeric, UniqueConstraint, exists, or_, select
 from sqlmodel import Field, col
@@ -134,6 +134,9 @@ class Advisory(ScopedEntity, table=True):
 
     __entity__ = "advisory"
     __table_args__ = (one_of("status", AdvisoryStatus), one_of("severity", Severity))
+    # Which customers received an advisory is the manufacturer's business: the list stays out
+    # of the change log, which every reader of a recipient account reads (customers too).
+    __private__: ClassVar[frozenset[str]] = frozenset({"account_ids"})
 
     number: str = Field(max_length=32, unique=True)
     nc_id: str = Field(foreign_key="nonconformance.id", index=True, max_length=36)
@@ -148,6 +151,13 @@ class Advisory(ScopedEntity, table=True):
 
     def scope_keys(self) -> list[str]:
         return [plant_scope(self.plant_id), *(account_scope(a) for a in self.account_ids)]
+
+    def seen_by(self, principal: Principal) -> Advisory:
+        """The advisory as `principal` may see it: outside its plant, only their own accounts in it."""
+        if principal.plant_ids is None or self.plant_id in principal.plant_ids:
+            return self
+        own = principal.account_ids or frozenset()
+        return Advisory.model_validate({**self.model_dump(), "account_ids": [a for a in self.account_ids if a in own]})
 
     @classmethod
     def read_filter(cls, principal: Principal) -> ColumnElement[bool]:
