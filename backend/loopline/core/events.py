@@ -8,6 +8,8 @@ marks what it delivered; nothing here knows who listens.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -16,7 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import Field, SQLModel
 
 from loopline.core.canonical import to_jsonable
+from loopline.core.db import table_of
 from loopline.core.types import UTCDateTime
+from loopline.core.uow import stage_rows
 
 
 class DomainEvent(SQLModel, table=True):
@@ -35,6 +39,18 @@ class DomainEvent(SQLModel, table=True):
     delivered_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
+@dataclass(frozen=True)
+class Emitted:
+    """An event to write: what happened to which subject, who did it and when."""
+
+    type: str
+    subject_type: str
+    subject_id: str
+    actor: str
+    at: datetime
+    payload: dict[str, Any] | None = None
+
+
 def emit(
     session: AsyncSession,
     event_type: str,
@@ -45,13 +61,23 @@ def emit(
     at: datetime,
     payload: dict[str, Any] | None = None,
 ) -> None:
-    session.add(
-        DomainEvent(
-            type=event_type,
-            subject_type=subject_type,
-            subject_id=subject_id,
-            payload=to_jsonable(payload or {}),
-            actor=actor,
-            occurred_at=at,
-        )
+    emit_all(session, [Emitted(event_type, subject_type, subject_id, actor, at, payload)])
+
+
+def emit_all(session: AsyncSession, events: Iterable[Emitted]) -> None:
+    """Write the events in the session's transaction: all of them with one statement, at commit."""
+    stage_rows(
+        session,
+        table_of(DomainEvent),
+        [
+            {
+                "type": event.type,
+                "subject_type": event.subject_type,
+                "subject_id": event.subject_id,
+                "payload": to_jsonable(event.payload or {}),
+                "actor": event.actor,
+                "occurred_at": event.at,
+            }
+            for event in events
+        ],
     )

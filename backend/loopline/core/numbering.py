@@ -26,17 +26,26 @@ class NumberSequence(SQLModel, table=True):
 
 
 async def next_number(session: AsyncSession, prefix: str) -> str:
+    [number] = await next_numbers(session, prefix, 1)
+    return number
+
+
+async def next_numbers(session: AsyncSession, prefix: str, count: int) -> list[str]:
+    """`count` consecutive numbers of a prefix, taken with one statement."""
+    if count < 1:
+        return []
     sequences = table_of(NumberSequence)
-    value = await session.scalar(
+    last = await session.scalar(
         update(sequences)
         .where(sequences.c.prefix == prefix)
-        .values(last_value=sequences.c.last_value + 1)
+        .values(last_value=sequences.c.last_value + count)
         .returning(sequences.c.last_value)
     )
-    if value is None:
-        value = 1
-        await session.execute(insert(sequences).values(prefix=prefix, last_value=value))
-    return f"{prefix}-{value:0{WIDTHS.get(prefix, 4)}d}"
+    if last is None:
+        last = count
+        await session.execute(insert(sequences).values(prefix=prefix, last_value=last))
+    width = WIDTHS.get(prefix, 4)
+    return [f"{prefix}-{value:0{width}d}" for value in range(last - count + 1, last + 1)]
 
 
 async def continue_numbering(session: AsyncSession, prefix: str, after: int) -> None:

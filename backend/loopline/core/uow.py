@@ -22,14 +22,16 @@ so a reader can never see seq 11 before seq 10 commits.
 
 from __future__ import annotations
 
+import copy
+import functools
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import SimpleNamespace, TracebackType
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import event, func, insert, select, text
+from sqlalchemy import Table, event, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import ORMExecuteState, Session, attributes
 from sqlmodel import col
@@ -105,6 +107,8 @@ class _Context:
     clock: Clock
     changes: dict[tuple[str, str], _Change] = field(default_factory=dict)
     explicit_events: list[dict[str, Any]] = field(default_factory=list)
+    # Rows of bookkeeping tables (the domain-event outbox) written with one statement per table at commit.
+    staged: dict[Table, list[dict[str, Any]]] = field(default_factory=dict)
     committed: list[CommittedChange] = field(default_factory=list)
 
 
@@ -139,11 +143,22 @@ def _changed_fields(entity: Entity) -> dict[str, list[Any]]:
 
 
 def _field_defaults(model: type[Entity], given: dict[str, Any]) -> dict[str, Any]:
-    return {
-        name: info.get_default(call_default_factory=True)
-        for name, info in model.model_fields.items()
-        if name not in given and name not in _BOOKKEEPING
-    }
+    return {name: make() for name, make in _default_makers(model) if name not in given}
+
+
+@functools.cache
+def _default_makers(model: type[Entity]) -> tuple[tuple[str, Callable[[], Any]], ...]:
+    """Each field's default, made once per model: pydantic's `get_default` inspects the factory's
+    signature on every call, which costs more than the insert when a rule writes hundreds of rows."""
+    makers: list[tuple[str, Callable[[], Any]]] = []
+    for name, info in model.model_fields.items():
+        if name in _BOOKKEEPING:
+            continue
+        if info.default_factory_takes_validated_data:
+            raise TypeError(f"{model.__name__}.{name}: a default made from other fields is not supported here")
+        factory = cast(Callable[[], Any] | None, info.default_factory)
+        makers.append((name, factory or functools.partial(copy.deepcopy, info.default)))
+    return tuple(makers)
 
 
 @event.listens_for(Session, "before_flush")
@@ -201,6 +216,8 @@ def _append_log_and_audit(session: Session) -> None:
     if ctx is None or session.in_nested_transaction():
         return
     session.flush()
+    for table, rows in ctx.staged.items():
+        session.execute(insert(table), rows)
     if not ctx.changes and not ctx.explicit_events:
         return
     if session.get_bind().dialect.name == "postgresql":
@@ -278,6 +295,43 @@ def _append_log_and_audit(session: Session) -> None:
 AfterCommit = Callable[[list[CommittedChange]], None]
 
 
+def stage_rows(session: AsyncSession, table: Table, rows: list[dict[str, Any]]) -> None:
+    """Write `rows` into `table` when the transaction commits, in one statement with all others
+    staged for it. For append-only bookkeeping nobody reads inside the transaction (the outbox)."""
+    ctx = _context(session.sync_session)
+    if ctx is None:
+        raise WriteOutsideUnitOfWork("bookkeeping rows are written through UnitOfWork")
+    ctx.staged.setdefault(table, []).extend(rows)
+
+
+async def insert_entities(
+    session: AsyncSession, model: type[Entity], rows: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Insert new entities with one statement and the same bookkeeping as `session.add`; the rows written.
+
+    For high-volume writes (chat, a rule opening a case per account) where building ORM
+    objects and flushing them one by one costs more than the write itself. Each row gives
+    the entity's fields; missing ones take their defaults, and version and timestamps are
+    set here as the flush would. Entities loaded later in the transaction are tracked as usual.
+    """
+    ctx = _context(session.sync_session)
+    if ctx is None:
+        raise WriteOutsideUnitOfWork("entity changes must be written through UnitOfWork")
+    if not rows:
+        return []
+    # Pending ORM objects first: the new rows may refer to them.
+    await session.flush()
+    now = ctx.clock.now()
+    written = []
+    for row in rows:
+        full = {**_field_defaults(model, row), **row, "version": 1, "created_at": now, "updated_at": now}
+        written.append(full)
+        ctx.changes[(model.__entity__, full["id"])] = _Change(model, full["id"], "insert", {}, row=full)
+    # A Core statement on the table: the ORM-level guard against bypassing the log does not apply.
+    await session.execute(insert(table_of(model)), written)
+    return written
+
+
 class UnitOfWork:
     """``async with UnitOfWork(db, actor=..., command=...) as session:`` — one write transaction.
 
@@ -309,23 +363,10 @@ class UnitOfWork:
             {"entity": entity, "entity_id": entity_id, "action": action, "diff": to_jsonable(diff)}
         )
 
-    async def insert_rows(self, model: type[Entity], rows: list[dict[str, Any]]) -> None:
-        """Insert new entities with one statement and the same bookkeeping as `session.add`.
-
-        For high-volume writes (chat) where building ORM objects costs more than the
-        write itself. Each row gives the entity's fields; missing ones take their
-        defaults, and version and timestamps are set here as the flush would.
-        """
+    async def insert_rows(self, model: type[Entity], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """`insert_entities` in this unit of work."""
         assert self.session is not None
-        now = self._context.clock.now()
-        written = []
-        for row in rows:
-            full = {**_field_defaults(model, row), **row, "version": 1, "created_at": now, "updated_at": now}
-            written.append(full)
-            self._context.changes[(model.__entity__, full["id"])] = _Change(model, full["id"], "insert", {}, row=full)
-        if written:
-            # A Core statement on the table: the ORM-level guard against bypassing the log does not apply.
-            await self.session.execute(insert(table_of(model)), written)
+        return await insert_entities(self.session, model, rows)
 
     @asynccontextmanager
     async def savepoint(self) -> AsyncIterator[None]:
@@ -333,12 +374,14 @@ class UnitOfWork:
         assert self.session is not None
         changes = {key: change.copy() for key, change in self._context.changes.items()}
         events = list(self._context.explicit_events)
+        staged = {table: list(rows) for table, rows in self._context.staged.items()}
         try:
             async with self.session.begin_nested():
                 yield
         except BaseException:
             self._context.changes = changes
             self._context.explicit_events = events
+            self._context.staged = staged
             raise
 
     async def __aenter__(self) -> AsyncSession:

@@ -7,6 +7,8 @@ webhooks and notifications.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -15,14 +17,74 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from loopline.core.entity import account_scope
-from loopline.core.events import emit
-from loopline.core.numbering import next_number
+from loopline.core.events import Emitted, emit, emit_all
+from loopline.core.ids import new_id
+from loopline.core.numbering import next_numbers
+from loopline.core.uow import insert_entities
 from loopline.customer.models import Account, Case, CaseStatus
 from loopline.loop.sla import flag_breaches
 from loopline.threads.models import SubjectType, Thread
-from loopline.threads.service import open_thread
+from loopline.threads.service import ThreadOpening, open_threads
 
 DEFAULT_SLA_HOURS = {"first_response_h": 8, "resolution_h": 72}
+
+
+@dataclass(frozen=True)
+class CaseOpening:
+    """A case to open for `account`: its fields (origin, title, links) and who else joins its thread."""
+
+    account: Account
+    fields: dict[str, Any]
+    participants: Sequence[tuple[str, str]] = ()
+
+
+async def open_cases(
+    session: AsyncSession, openings: Sequence[CaseOpening], *, actor: str, now: datetime
+) -> list[Case]:
+    """Open the cases, in order, set-based: a rule that opens one per affected account writes a
+    handful of statements whatever the number of accounts."""
+    if not openings:
+        return []
+    numbers = await next_numbers(session, "CS", len(openings))
+    rows = [_case_row(opening, number, now) for opening, number in zip(openings, numbers, strict=True)]
+    await insert_entities(session, Case, rows)
+    await open_threads(
+        session,
+        [
+            ThreadOpening(
+                subject_type=SubjectType.CASE,
+                subject_id=row["id"],
+                subject_scope=account_scope(opening.account.id),
+                title=f"{row['number']} {row.get('title', '')}",
+                participants=[*opening.participants, *_manager_of(opening.account)],
+            )
+            for opening, row in zip(openings, rows, strict=True)
+        ],
+    )
+    emit_all(
+        session,
+        [
+            Emitted(
+                "case.created",
+                subject_type="case",
+                subject_id=row["id"],
+                actor=actor,
+                at=now,
+                payload={
+                    "number": row["number"],
+                    "account_id": row["account_id"],
+                    "origin": row["origin"],
+                    "nc_id": row.get("nc_id"),
+                    "account_manager_id": row["assignee_id"],
+                    "first_response_due": row["sla_first_response_due"],
+                },
+            )
+            for row in rows
+        ],
+    )
+    opened = await session.scalars(select(Case).where(col(Case.id).in_([row["id"] for row in rows])))
+    by_id = {case.id: case for case in opened}
+    return [by_id[row["id"]] for row in rows]
 
 
 async def open_case(
@@ -35,44 +97,27 @@ async def open_case(
     **fields: Any,
 ) -> Case:
     """A new case of `account` with `fields` (origin, title, links); `participants` join its thread too."""
-    policy = {**DEFAULT_SLA_HOURS, **account.sla_policy}
-    case = Case(
-        account_id=account.id,
-        number=await next_number(session, "CS"),
-        status=CaseStatus.NEW,
-        assignee_id=account.account_manager_id,
-        sla_first_response_due=now + timedelta(hours=policy["first_response_h"]),
-        sla_resolution_due=now + timedelta(hours=policy["resolution_h"]),
-        **fields,
-    )
-    session.add(case)
-    await session.flush()
-    manager = [(account.account_manager_id, "account_manager")] if account.account_manager_id else []
-    await open_thread(
-        session,
-        subject_type=SubjectType.CASE,
-        subject_id=case.id,
-        subject_scope=account_scope(account.id),
-        title=f"{case.number} {case.title}",
-        participants=[*participants, *manager],
-    )
-    emit(
-        session,
-        "case.created",
-        subject_type="case",
-        subject_id=case.id,
-        actor=actor,
-        at=now,
-        payload={
-            "number": case.number,
-            "account_id": account.id,
-            "origin": case.origin,
-            "nc_id": case.nc_id,
-            "account_manager_id": account.account_manager_id,
-            "first_response_due": case.sla_first_response_due,
-        },
-    )
+    [case] = await open_cases(session, [CaseOpening(account, fields, participants)], actor=actor, now=now)
     return case
+
+
+def _case_row(opening: CaseOpening, number: str, now: datetime) -> dict[str, Any]:
+    account = opening.account
+    policy = {**DEFAULT_SLA_HOURS, **account.sla_policy}
+    return {
+        "id": new_id(),
+        **opening.fields,
+        "account_id": account.id,
+        "number": number,
+        "status": CaseStatus.NEW,
+        "assignee_id": account.account_manager_id,
+        "sla_first_response_due": now + timedelta(hours=policy["first_response_h"]),
+        "sla_resolution_due": now + timedelta(hours=policy["resolution_h"]),
+    }
+
+
+def _manager_of(account: Account) -> list[tuple[str, str]]:
+    return [(account.account_manager_id, "account_manager")] if account.account_manager_id else []
 
 
 async def resolve_case(session: AsyncSession, case: Case, *, auto_handled: bool, actor: str, now: datetime) -> None:

@@ -25,7 +25,9 @@ from sqlmodel import col, select
 from loopline.catalog.models import Characteristic, DefectCode, Line, Severity
 from loopline.core.entity import plant_scope
 from loopline.core.events import emit
+from loopline.core.ids import new_id
 from loopline.core.numbering import next_number
+from loopline.core.uow import insert_entities
 from loopline.customer.models import (
     Account,
     Advisory,
@@ -35,7 +37,7 @@ from loopline.customer.models import (
     CaseOrigin,
     Contact,
 )
-from loopline.loop.cases import open_case
+from loopline.loop.cases import CaseOpening, open_cases
 from loopline.loop.trace import TracedAccount, forward_trace
 from loopline.quality.models import Batch, BatchStatus, Inspection, NcSource, NcStatus, NonConformance
 from loopline.threads.models import SubjectType
@@ -164,26 +166,23 @@ async def _cases(ctx: RuleContext, nc: NonConformance, batch: Batch, traced: lis
         a.id: a
         for a in await ctx.session.scalars(select(Account).where(col(Account.id).in_([t.account_id for t in traced])))
     }
-    opened = []
-    for affected in traced:
-        if affected.account_id in existing:
-            continue
-        case = await open_case(
-            ctx.session,
+    openings = [
+        CaseOpening(
             accounts[affected.account_id],
-            actor=ctx.actor,
-            now=ctx.now,
-            participants=[],
-            title=f"{nc.defect_code} on lot {batch.lot_no}: {affected.qty} units received",
-            origin=CaseOrigin.INSPECTION_DEVIATION,
-            product_model_id=batch.product_model_id,
-            batch_id=batch.id,
-            defect_code=nc.defect_code,
-            nc_id=nc.id,
-            severity=nc.severity,
+            {
+                "title": f"{nc.defect_code} on lot {batch.lot_no}: {affected.qty} units received",
+                "origin": CaseOrigin.INSPECTION_DEVIATION,
+                "product_model_id": batch.product_model_id,
+                "batch_id": batch.id,
+                "defect_code": nc.defect_code,
+                "nc_id": nc.id,
+                "severity": nc.severity,
+            },
         )
-        opened.append(case)
-    return opened
+        for affected in traced
+        if affected.account_id not in existing
+    ]
+    return await open_cases(ctx.session, openings, actor=ctx.actor, now=ctx.now)
 
 
 async def _draft_advisory(ctx: RuleContext, nc: NonConformance, batch: Batch, traced: list[TracedAccount]) -> Advisory:
@@ -207,10 +206,14 @@ async def _draft_advisory(ctx: RuleContext, nc: NonConformance, batch: Batch, tr
         )
     )
     consented = [c for c in contacts if c.consents.get("service_notices") is True]
-    ctx.session.add_all(
-        AdvisoryRecipient(advisory_id=advisory.id, account_id=c.account_id, contact_id=c.id) for c in consented
+    await insert_entities(
+        ctx.session,
+        AdvisoryRecipient,
+        [
+            {"id": new_id(), "advisory_id": advisory.id, "account_id": contact.account_id, "contact_id": contact.id}
+            for contact in consented
+        ],
     )
-    await ctx.session.flush()
     managers = sorted({t.account_manager_id for t in traced if t.account_manager_id})
     await open_thread(
         ctx.session,

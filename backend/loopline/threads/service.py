@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from pydantic import BaseModel
-from sqlalchemy import ColumnElement, Subquery, and_, bindparam, func, or_, update
+from sqlalchemy import ColumnElement, Subquery, and_, bindparam, func, insert, or_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlmodel import col, select
@@ -19,12 +19,60 @@ from sqlmodel.sql.expression import SelectOfScalar
 from loopline.core.access import STAFF_ROLES, Principal
 from loopline.core.db import table_of
 from loopline.core.errors import AppError
+from loopline.core.ids import new_id
 from loopline.core.pagination import Page, decode_cursor, encode_cursor
-from loopline.core.uow import UnitOfWork
+from loopline.core.uow import UnitOfWork, insert_entities
 from loopline.people.models import User
 from loopline.threads.models import Message, SubjectType, Thread, ThreadCounter, ThreadParticipant, Visibility
 
 MAX_MENTIONS = 50
+
+
+@dataclass(frozen=True)
+class ThreadOpening:
+    """A subject's thread to open: its scope (the subject's own), title and first participants."""
+
+    subject_type: SubjectType
+    subject_id: str
+    subject_scope: str
+    title: str
+    participants: Sequence[tuple[str, str]] = ()
+
+
+async def open_threads(session: AsyncSession, openings: Sequence[ThreadOpening]) -> list[str]:
+    """Each subject's one thread with its first (user id, reason) participants; the thread ids, in order.
+
+    Set-based, so a rule that opens a case per affected account writes a few statements, not
+    a few per account.
+    """
+    threads = await insert_entities(
+        session,
+        Thread,
+        [
+            {
+                "id": new_id(),
+                "subject_type": opening.subject_type,
+                "subject_id": opening.subject_id,
+                "subject_scope": opening.subject_scope,
+                "title": opening.title,
+            }
+            for opening in openings
+        ],
+    )
+    thread_ids = [thread["id"] for thread in threads]
+    if thread_ids:
+        await session.execute(
+            insert(table_of(ThreadCounter)), [{"thread_id": thread_id, "last_seq": 0} for thread_id in thread_ids]
+        )
+    await add_participants_to_threads(
+        session,
+        (
+            (thread_id, user_id, reason)
+            for thread_id, opening in zip(thread_ids, openings, strict=True)
+            for user_id, reason in opening.participants
+        ),
+    )
+    return thread_ids
 
 
 async def open_thread(
@@ -37,11 +85,10 @@ async def open_thread(
     participants: Iterable[tuple[str, str]],
 ) -> Thread:
     """The subject's one thread, created with its first participants (user id, reason)."""
-    thread = Thread(subject_type=subject_type, subject_id=subject_id, subject_scope=subject_scope, title=title)
-    session.add(thread)
-    await session.flush()
-    session.add(ThreadCounter(thread_id=thread.id))
-    await add_participants(session, thread, participants)
+    opening = ThreadOpening(subject_type, subject_id, subject_scope, title, tuple(participants))
+    [thread_id] = await open_threads(session, [opening])
+    thread = await session.get(Thread, thread_id)
+    assert thread is not None  # inserted just now, in this transaction
     return thread
 
 
@@ -66,12 +113,15 @@ async def add_participants_to_threads(session: AsyncSession, participants: Itera
             )
         ).all()
     )
-    session.add_all(
-        ThreadParticipant(thread_id=thread_id, user_id=user_id, reason=reason)
-        for (thread_id, user_id), reason in wanted.items()
-        if (thread_id, user_id) not in present
+    await insert_entities(
+        session,
+        ThreadParticipant,
+        [
+            {"id": new_id(), "thread_id": thread_id, "user_id": user_id, "reason": reason}
+            for (thread_id, user_id), reason in wanted.items()
+            if (thread_id, user_id) not in present
+        ],
     )
-    await session.flush()
 
 
 async def join_thread(
