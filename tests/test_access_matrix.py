@@ -43,6 +43,13 @@ POLICY: dict[str, Access] = {
     "admin_update_user": "admin",
     "admin_get_loop_lag": "admin",
     "admin_reset_loop_lag": "admin",
+    # Webhook subscriptions say where data leaves the company, and carry signing secrets.
+    "admin_create_webhook": "admin",
+    "admin_list_webhooks": "admin",
+    "admin_get_webhook": "admin",
+    "admin_update_webhook": "admin",
+    "admin_list_webhook_deliveries": "admin",
+    "admin_get_webhook_summary": "admin",
     # Any signed-in user may upload (a photo can arrive before the record that references it);
     # fetching a blob is filtered like any read (404 unless a referencing record is readable).
     "blob_start": "signed_in",

@@ -8,6 +8,7 @@ from loopline.core.changelog import ChangeLog
 from loopline.core.events import DomainEvent
 from loopline.core.numbering import NumberSequence
 from loopline.customer import models as customer
+from loopline.integration import models as integration
 from loopline.media import models as media
 from loopline.people import models as people
 from loopline.quality import models as quality
@@ -24,6 +25,7 @@ __all__ = [
     "NumberSequence",
     "catalog",
     "customer",
+    "integration",
     "media",
     "metadata",
     "people",

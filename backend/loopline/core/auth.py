@@ -5,20 +5,33 @@ Access tokens are short-lived HS256 JWTs naming the user and the login session
 loader (provided by the people domain) to resolve the user and check that the session
 is still alive, so logout and refresh-token reuse end a session at once rather than
 when the token expires.
+
+Resolving a principal costs a few queries, on every request. `PrincipalCache` keeps
+recent answers per session for a few seconds and forgets all of them whenever a
+statement writes one of the tables a principal is made of (users, memberships,
+sessions, accounts), and again when that transaction ends, so a logout or a role change
+counts from the next request. It sees the writes of this process only (any engine): the
+application uses it where one process serves.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from weakref import WeakSet
 
 import jwt
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
+from sqlalchemy import Engine, Pool, event
+from sqlalchemy.engine import Connection, ExecutionContext
+from sqlalchemy.sql.dml import UpdateBase
 
 from loopline.core.access import Principal, Role
+from loopline.core.clock import Clock
 from loopline.core.errors import AppError, Forbidden
 
 ALGORITHM = "HS256"
@@ -52,6 +65,86 @@ def decode_access_token(token: str, *, secret: str) -> dict[str, Any]:
         raise NotAuthenticated("token_expired", "The access token has expired; refresh it.") from exc
     except jwt.PyJWTError as exc:
         raise NotAuthenticated("invalid_token", "The access token is not valid.") from exc
+
+
+@dataclass(frozen=True)
+class _Cached:
+    principal: Principal
+    generation: int
+    expires_at: datetime
+
+
+class PrincipalCache:
+    """Principals by login session, each for `ttl_s` at most, forgotten on any write to `tables`."""
+
+    def __init__(self, clock: Clock, *, tables: Collection[str], ttl_s: float, capacity: int = 10_000) -> None:
+        self.tables = frozenset(tables)
+        self._clock = clock
+        self._ttl = timedelta(seconds=ttl_s)
+        self._capacity = capacity
+        self._entries: dict[tuple[str, str], _Cached] = {}
+        # Bumped by every watched write: an entry of an older generation is never served.
+        self._generation = 0
+        _caches.add(self)
+
+    async def resolve(
+        self, claims: dict[str, Any], load: Callable[[], Awaitable[Principal | None]]
+    ) -> Principal | None:
+        key = (claims["sid"], claims["sub"])
+        now = self._clock.now()
+        cached = self._entries.get(key)
+        if cached is not None and cached.generation == self._generation and now < cached.expires_at:
+            return cached.principal
+        # Read before loading: a write that lands while the load runs makes the answer stale at once.
+        generation = self._generation
+        principal = await load()
+        if principal is None or generation != self._generation:
+            self._entries.pop(key, None)
+            return principal
+        if len(self._entries) >= self._capacity:
+            self._entries.clear()  # that many sessions active within the TTL is rare; no need to track age
+        self._entries[key] = _Cached(principal, generation, now + self._ttl)
+        return principal
+
+    def forget_all(self) -> None:
+        self._generation += 1
+        self._entries.clear()
+
+
+# Every cache of the process, whatever engine writes: tests and commands open their own engines.
+_caches: WeakSet[PrincipalCache] = WeakSet()
+# Marks a pooled connection whose transaction wrote a watched table (in its record's `info`).
+_WROTE_PRINCIPALS = "loopline.wrote_principals"
+_WRITE_VERBS = ("INSERT", "UPDATE", "DELETE", "REPLACE")
+
+
+@event.listens_for(Engine, "after_cursor_execute")
+def _forget_on_write(
+    connection: Connection, _cursor: Any, statement: str, _params: Any, context: ExecutionContext, _many: bool
+) -> None:
+    """A write forgets at once (loads that start meanwhile read the old rows) and when its transaction ends."""
+    if not _caches:
+        return
+    dml = getattr(getattr(context, "compiled", None), "statement", None)
+    if isinstance(dml, UpdateBase):
+        table = getattr(dml.table, "name", None)
+        hit = [cache for cache in _caches if table in cache.tables]
+    elif statement.lstrip()[:7].upper().startswith(_WRITE_VERBS):
+        hit = list(_caches)  # textual SQL names no table we can trust
+    else:
+        return
+    if hit:
+        connection.info[_WROTE_PRINCIPALS] = True
+        for cache in hit:
+            cache.forget_all()
+
+
+@event.listens_for(Pool, "checkin")
+def _forget_after_transaction(_dbapi_connection: Any, record: Any) -> None:
+    """A connection returns to its pool only after its commit or rollback: the change is visible now."""
+    if record is not None and record.info.pop(_WROTE_PRINCIPALS, False):
+        for cache in list(_caches):
+            cache.forget_all()
 
 
 class BearerAuthMiddleware(AbstractAuthenticationMiddleware):

@@ -9,7 +9,9 @@ every write transaction takes the write lock up front. So on SQLite:
   for the lock instead of failing half-way), the *reader* engine with a deferred
   ``BEGIN`` so reads never queue behind writes (WAL gives them a snapshot);
 * WAL journal, ``foreign_keys=ON``, a busy timeout and the configured ``synchronous``
-  level are set on every connection.
+  level are set on every connection;
+* a third, *quick reader* engine runs short indexed reads (the live tail's new rows)
+  on the event loop's thread, like the writer, without aiosqlite's thread hops.
 
 On PostgreSQL both engines are one pool; ordering of the change log is handled by the
 unit of work (an advisory lock), not here.
@@ -69,17 +71,18 @@ def _configure_sqlite(engine: AsyncEngine, settings: Settings, begin: str) -> No
         connection.exec_driver_sql(begin)
 
 
-def create_engine_for(settings: Settings, *, writer: bool = True) -> AsyncEngine:
+def create_engine_for(settings: Settings, *, writer: bool = True, inline: bool = True) -> AsyncEngine:
+    """The writer, or a reader: inline on the loop's thread (short reads) or through aiosqlite."""
     url = settings.resolved_database_url
     if is_sqlite(url):
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         timeout_s = settings.sqlite_busy_timeout_ms / 1000
-        if writer:
+        if writer or inline:
             database = make_url(url).database
             assert database is not None
             engine = create_async_engine(
                 url,
-                async_creator=inline_connector(Path(database), settings.sqlite_busy_timeout_ms),
+                async_creator=inline_connector(Path(database), settings.sqlite_busy_timeout_ms, writer=writer),
                 json_serializer=_json_text,
             )
         else:
@@ -96,18 +99,24 @@ class Database:
     settings: Settings
     writer: AsyncEngine
     reader: AsyncEngine
+    quick_reader: AsyncEngine
     write_session: async_sessionmaker[AsyncSession] = field(init=False)
     _read_session: async_sessionmaker[AsyncSession] = field(init=False)
+    _quick_read_session: async_sessionmaker[AsyncSession] = field(init=False)
 
     def __post_init__(self) -> None:
         self.write_session = async_sessionmaker(self.writer, expire_on_commit=False)
         self._read_session = async_sessionmaker(self.reader, expire_on_commit=False)
+        self._quick_read_session = async_sessionmaker(self.quick_reader, expire_on_commit=False)
 
     @classmethod
     def open(cls, settings: Settings) -> Database:
         writer = create_engine_for(settings, writer=True)
-        reader = create_engine_for(settings, writer=False) if is_sqlite(settings.resolved_database_url) else writer
-        return cls(settings=settings, writer=writer, reader=reader)
+        if not is_sqlite(settings.resolved_database_url):
+            return cls(settings=settings, writer=writer, reader=writer, quick_reader=writer)
+        reader = create_engine_for(settings, writer=False, inline=False)
+        quick_reader = create_engine_for(settings, writer=False, inline=True)
+        return cls(settings=settings, writer=writer, reader=reader, quick_reader=quick_reader)
 
     @property
     def dialect(self) -> str:
@@ -118,7 +127,12 @@ class Database:
         async with self._read_session() as session:
             yield session
 
+    @asynccontextmanager
+    async def quick_read_session(self) -> AsyncIterator[AsyncSession]:
+        """For reads by index of a bounded number of rows: on SQLite they hold the event loop while they run."""
+        async with self._quick_read_session() as session:
+            yield session
+
     async def close(self) -> None:
-        await self.writer.dispose()
-        if self.reader is not self.writer:
-            await self.reader.dispose()
+        for engine in {self.writer, self.reader, self.quick_reader}:
+            await engine.dispose()

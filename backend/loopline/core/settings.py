@@ -49,6 +49,10 @@ class Settings:
     blob_sweep_interval_s: int = 3600
     # How often the running server flags cases past their SLA due times (0: never; see `loopline cases sweep`).
     sla_sweep_interval_s: int = 60
+    # How often the running server looks for domain events to deliver to webhook subscribers (0: never),
+    # and how long one delivery may wait on the receiver before it counts as failed.
+    webhook_interval_s: float = 2.0
+    webhook_timeout_s: float = 5.0
     # 1 samples the event loop's lag for `GET /admin/debug/loop-lag` (benchmarks); 0 in production.
     loop_lag_probe: int = 0
     # Redis for the realtime doorbell and signals across processes; empty: in memory (one process).

@@ -9,20 +9,17 @@ is flagged when it is resolved.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import logging
-from collections.abc import AsyncIterator
+import functools
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from loopline.core.events import emit
+from loopline.core.periodic import every
 from loopline.core.runtime import Runtime
 from loopline.customer.models import Case, CaseStatus
-
-log = logging.getLogger("loopline.sla")
 
 OPEN = [CaseStatus.NEW, CaseStatus.TRIAGED, CaseStatus.IN_PROGRESS, CaseStatus.AWAITING_CUSTOMER]
 FIRST_RESPONSE, RESOLUTION = "first_response_breached", "resolution_breached"
@@ -72,22 +69,6 @@ async def sweep(runtime: Runtime) -> int:
     return raised
 
 
-@contextlib.asynccontextmanager
-async def timer(runtime: Runtime, interval_s: float) -> AsyncIterator[None]:
+def timer(runtime: Runtime, interval_s: float) -> contextlib.AbstractAsyncContextManager[None]:
     """Run `sweep` every `interval_s` while the server runs (0: never)."""
-
-    async def forever() -> None:
-        while True:
-            try:
-                await sweep(runtime)
-            except Exception:
-                log.exception("SLA sweep failed; trying again in %s s", interval_s)
-            await asyncio.sleep(interval_s)
-
-    task = asyncio.create_task(forever()) if interval_s > 0 else None
-    try:
-        yield
-    finally:
-        if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+    return every(interval_s, functools.partial(sweep, runtime), what="SLA sweep")

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import functools
 import hashlib
 import logging
 from collections.abc import AsyncIterator
@@ -34,6 +35,7 @@ from sqlmodel import col, select
 
 from loopline.core.access import Principal
 from loopline.core.errors import AppError, Conflict, NotFound
+from loopline.core.periodic import every
 from loopline.core.runtime import Runtime
 from loopline.media.images import ImageInfo, ImageLimits, ImageRejected
 from loopline.media.models import Attachment, AttachmentState, Blob, BlobState, Sha256Hex
@@ -335,22 +337,11 @@ class BlobService:
     async def lifespan(self, _app: Litestar) -> AsyncIterator[None]:
         """Sweeps on a timer while the application runs; the worker pool ends with it."""
         interval = self.runtime.settings.blob_sweep_interval_s
-        sweeper = asyncio.create_task(self._sweep_forever(interval)) if interval > 0 else None
         try:
-            yield
+            async with every(interval, functools.partial(mark_missing, self.runtime, self.store), what="blob sweep"):
+                yield
         finally:
-            if sweeper is not None:
-                sweeper.cancel()
-                await asyncio.gather(sweeper, return_exceptions=True)
             await self.pool.close()
-
-    async def _sweep_forever(self, interval_s: int) -> None:
-        while True:
-            try:
-                await mark_missing(self.runtime, self.store)
-            except Exception:
-                log.exception("blob sweep failed; trying again in %d s", interval_s)
-            await asyncio.sleep(interval_s)
 
 
 def _offset_conflict(current: int, state: BlobState) -> AppError:

@@ -9,6 +9,7 @@ tail holds every row with `floor < seq <= high`.
 
 from __future__ import annotations
 
+import asyncio
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,7 +20,9 @@ from sqlalchemy import func, select
 from loopline.core.changelog import ChangeLog
 from loopline.core.db import Database, table_of
 
-FETCH_LIMIT = 2000
+# A page is read on the event loop's thread: small enough not to hold it long, and other
+# tasks run between pages.
+FETCH_LIMIT = 500
 
 
 @dataclass(frozen=True)
@@ -52,7 +55,7 @@ class LogTail:
         """The rows committed since the last fetch, appended to the tail and returned."""
         log = table_of(ChangeLog).c
         fetched: list[TailRow] = []
-        async with self._db.read_session() as session:
+        async with self._db.quick_read_session() as session:
             while True:
                 rows = (
                     await session.execute(
@@ -81,6 +84,7 @@ class LogTail:
                     self.high = row.seq
                 if len(rows) < FETCH_LIMIT:
                     return fetched
+                await asyncio.sleep(0)
 
     def after(self, seq: int) -> Iterator[TailRow] | None:
         """Every row after `seq`, or None when the tail no longer reaches back that far."""

@@ -37,8 +37,7 @@ class Thread(ScopedEntity, table=True):
     def read_filter(cls, principal: Principal) -> ColumnElement[bool]:
         if principal.is_admin:
             return true()
-        # An alias, so the subquery never correlates with a ThreadParticipant of the outer query.
-        member = aliased(ThreadParticipant)
+        member = _MEMBER
         participant = exists(
             select(col(member.id)).where(col(member.thread_id) == cls.id, col(member.user_id) == principal.user_id)
         )
@@ -84,6 +83,11 @@ class ThreadParticipant(ScopedEntity, table=True):
         return or_(
             own, exists(select(col(Thread.id)).where(col(Thread.id) == cls.thread_id, Thread.read_filter(principal)))
         )
+
+
+# An alias, so the subquery never correlates with a ThreadParticipant of the outer query. Made
+# once: building an alias costs about a millisecond, and every thread-scoped read asks for it.
+_MEMBER = aliased(ThreadParticipant)
 
 
 class Visibility(StrEnum):

@@ -1,0 +1,1 @@
+"""What leaves Loopline for other systems: webhooks over the domain-event outbox."""
