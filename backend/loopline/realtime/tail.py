@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import orjson
-from sqlalchemy import func, select
+from sqlalchemy import Text, cast, func, select
 
 from loopline.core.changelog import ChangeLog
 from loopline.core.db import Database, table_of
@@ -57,26 +57,26 @@ class LogTail:
         fetched: list[TailRow] = []
         async with self._db.quick_read_session() as session:
             while True:
+                # The data as the stored JSON text: it goes out as it is, never decoded and encoded again.
+                data = cast(log.data, Text).label("data")
                 rows = (
                     await session.execute(
-                        select(log.seq, log.scope_key, log.entity, log.entity_id, log.op, log.version, log.data)
+                        select(log.seq, log.scope_key, log.entity, log.entity_id, log.op, log.version, data)
                         .where(log.seq > self.high)
                         .order_by(log.seq)
                         .limit(FETCH_LIMIT)
                     )
                 ).all()
                 for row in rows:
-                    change = {
+                    head = {
                         "seq": row.seq,
                         "entity": row.entity,
                         "id": row.entity_id,
                         "op": row.op,
                         "version": row.version,
-                        "data": row.data,
                     }
-                    tail_row = TailRow(
-                        row.seq, row.scope_key, row.entity, row.entity_id, row.version, orjson.dumps(change)
-                    )
+                    change = b"".join((orjson.dumps(head)[:-1], b',"data":', (row.data or "null").encode(), b"}"))
+                    tail_row = TailRow(row.seq, row.scope_key, row.entity, row.entity_id, row.version, change)
                     if len(self._rows) == self._rows.maxlen:
                         self.floor = self._rows[0].seq
                     self._rows.append(tail_row)
