@@ -40,7 +40,6 @@ import logging
 import os
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from collections import Counter
@@ -70,6 +69,7 @@ from realtime_fanout import (  # noqa: E402
     SYNC_TIMEOUT_S,
     Server,
     loopline_server,
+    migrated_settings,
 )
 
 # sqlalchemy's select: sqlmodel's has no overload for five columns.
@@ -78,7 +78,6 @@ from sqlmodel import col  # noqa: E402
 from websockets.asyncio.client import ClientConnection, connect  # noqa: E402
 from websockets.exceptions import ConnectionClosed  # noqa: E402
 
-from loopline.core import migrate  # noqa: E402
 from loopline.core.access import Role  # noqa: E402
 from loopline.core.db import Database  # noqa: E402
 from loopline.core.runtime import Runtime  # noqa: E402
@@ -89,7 +88,7 @@ from loopline.people.models import MembershipKind  # noqa: E402
 from loopline.people.service import SYSTEM_ACTOR, add_user  # noqa: E402
 from loopline.quality.models import Batch, BatchStatus  # noqa: E402
 from tests.loop_helpers import LATE_SHIFT_C1, LOT_018, demo_ids, inspection  # noqa: E402
-from tests.support import DEMO_PASSWORD, GENEROUS_LIMITS  # noqa: E402
+from tests.support import DEMO_PASSWORD  # noqa: E402
 
 TARGET_P99_MS = 300.0
 INSPECTOR = "wang.lei"
@@ -584,14 +583,7 @@ def main() -> None:
     args = parser.parse_args()
 
     with contextlib.ExitStack() as stack:
-        if args.keep is None:
-            tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="loopline-loop-"))
-        else:
-            args.keep.mkdir(parents=True, exist_ok=False)
-            tmp = str(args.keep)
-        settings = Settings.from_env(env={}, data_dir=Path(tmp) / "server", **GENEROUS_LIMITS)
-        # Alembic runs its own event loop: migrate before ours starts.
-        migrate.upgrade(settings)
+        settings = migrated_settings(stack, args.keep, "loopline-loop-")
         with asyncio.Runner(loop_factory=loop_factory()) as runner:
             started = time.perf_counter()
             world = runner.run(build_world(settings, args.accounts, args.runs))

@@ -789,6 +789,19 @@ def rates_list(text: str) -> list[float]:
     return rates
 
 
+def migrated_settings(stack: contextlib.ExitStack, keep: Path | None, prefix: str) -> Settings:
+    """Settings on a new, migrated data directory: temporary, or `keep` (which must not exist) kept."""
+    if keep is None:
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=prefix)))
+    else:
+        keep.mkdir(parents=True, exist_ok=False)
+        tmp = keep
+    settings = Settings.from_env(env={}, data_dir=tmp / "server", **GENEROUS_LIMITS)
+    # Alembic runs its own event loop: migrate before ours starts.
+    migrate.upgrade(settings)
+    return settings
+
+
 def main() -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -807,14 +820,7 @@ def main() -> None:
         parser.error("--clients must be a multiple of --threads, with at least 2 participants per thread")
 
     with contextlib.ExitStack() as stack:
-        if args.keep is None:
-            tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="loopline-fanout-"))
-        else:
-            args.keep.mkdir(parents=True, exist_ok=False)
-            tmp = str(args.keep)
-        settings = Settings.from_env(env={}, data_dir=Path(tmp) / "server", **GENEROUS_LIMITS)
-        # Alembic runs its own event loop: migrate before ours starts.
-        migrate.upgrade(settings)
+        settings = migrated_settings(stack, args.keep, "loopline-fanout-")
         with asyncio.Runner(loop_factory=loop_factory()) as runner:
             started = time.perf_counter()
             world = runner.run(create_world(settings, args.clients, args.threads))
@@ -823,7 +829,7 @@ def main() -> None:
                 loopline = runner.run(measure_loopline(server, world, args))
             raw = None
             if not args.skip_raw:
-                with raw_server(Path(tmp)) as server:
+                with raw_server(settings.data_dir.parent) as server:
                     # The same framing as Loopline's sockets ended up with.
                     deflate = "permessage-deflate" in (loopline["negotiated_extensions"] or "")
                     raw = runner.run(measure_raw(server, world, offered(args) if deflate else None, args))
