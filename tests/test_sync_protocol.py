@@ -233,7 +233,7 @@ async def test_customers_never_receive_internal_messages(
                 )
             )
         ).all()
-        thread = await open_thread(
+        thread_id = await open_thread(
             session,
             subject_type=SubjectType.CASE,
             subject_id=new_id(),
@@ -246,10 +246,10 @@ async def test_customers_never_receive_internal_messages(
     await lucia.push_ok(
         lucia.mutation(
             "message.post",
-            {"id": new_id(), "thread_id": thread.id, "body": "internal: check lot 018", "visibility": "internal"},
+            {"id": new_id(), "thread_id": thread_id, "body": "internal: check lot 018", "visibility": "internal"},
         ),
         lucia.mutation(
-            "message.post", {"id": new_id(), "thread_id": thread.id, "body": "We are on it.", "visibility": "customer"}
+            "message.post", {"id": new_id(), "thread_id": thread_id, "body": "We are on it.", "visibility": "customer"}
         ),
     )
     await gil.pull_all()

@@ -88,7 +88,7 @@ class World:
     async def case_thread(self) -> str:
         """A thread of a (made-up) A-003 case with its service rep and its customer, as the loop rules will open it."""
         async with self.runtime.unit_of_work(actor="test") as session:
-            thread = await open_thread(
+            thread_id = await open_thread(
                 session,
                 subject_type=SubjectType.CASE,
                 subject_id=new_id(),
@@ -96,7 +96,7 @@ class World:
                 title="Flicker",
                 participants=[(self.ids["lucia.martin"], "account_manager"), (self.ids["gil.workshop"], "customer")],
             )
-        return thread.id
+        return thread_id
 
     async def participants(self, thread_id: str) -> dict[str, str]:
         """Username → reason."""

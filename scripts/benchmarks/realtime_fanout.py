@@ -175,15 +175,16 @@ async def create_world(settings: Settings, clients: int, threads: int) -> World:
             thread_ids = []
             for thread in range(threads):
                 members = users[thread * per_thread : (thread + 1) * per_thread]
-                opened = await open_thread(
-                    session,
-                    subject_type=SubjectType.DEFECT,
-                    subject_id=str(uuid.uuid4()),
-                    subject_scope=plant_scope(PLANT_ID),
-                    title=f"Fan-out thread {thread}",
-                    participants=[(user.id, "reporter" if n == 0 else "watcher") for n, user in enumerate(members)],
+                thread_ids.append(
+                    await open_thread(
+                        session,
+                        subject_type=SubjectType.DEFECT,
+                        subject_id=str(uuid.uuid4()),
+                        subject_scope=plant_scope(PLANT_ID),
+                        title=f"Fan-out thread {thread}",
+                        participants=[(user.id, "reporter" if n == 0 else "watcher") for n, user in enumerate(members)],
+                    )
                 )
-                thread_ids.append(opened.id)
         return World([user.username for user in users], thread_ids, per_thread)
     finally:
         await runtime.db.close()

@@ -15,8 +15,8 @@ from sqlalchemy.exc import OperationalError
 from loopline.core.access import Principal
 from loopline.core.errors import AppError
 from loopline.core.runtime import Runtime
-from loopline.syncing.push import MUTATIONS, unavailable
-from loopline.syncing.registry import BatchHandler, MutationContext, MutationRejected
+from loopline.syncing.push import apply_mutation, unavailable
+from loopline.syncing.registry import MutationContext, MutationRejected
 
 # The HTTP status of a rejection code; any other code is 422 (the request can never succeed as sent).
 REJECTION_STATUS = {"not_found": 404, "forbidden": 403, "id_conflict": 409}
@@ -24,18 +24,12 @@ REJECTION_STATUS = {"not_found": 404, "forbidden": 403, "id_conflict": 409}
 
 async def run_command(runtime: Runtime, principal: Principal, name: str, args: dict[str, Any]) -> int | None:
     """Apply mutation `name` with `args` in a transaction of its own; the entity's version."""
-    handler = MUTATIONS[name]
     uow = runtime.unit_of_work(actor=principal.user_id, command=f"api.{name}")
     try:
         async with uow as session:
             # No device: the session stands in for one, so records say which sign-in sent them.
             ctx = MutationContext(session, uow, principal, f"api:{principal.session_id}", runtime.clock.now())
-            if isinstance(handler, BatchHandler):
-                [outcome] = await handler.apply(ctx, [args])
-                if isinstance(outcome, MutationRejected):
-                    raise outcome
-                return outcome
-            return await handler(ctx, args)
+            return await apply_mutation(ctx, name, args)
     except MutationRejected as rejection:
         raise AppError(
             rejection.code,

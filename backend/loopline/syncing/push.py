@@ -130,23 +130,23 @@ def _rejected(mutation: Mutation, rejection: MutationRejected | AppError) -> Mut
     return _result(mutation, ResultStatus.REJECTED, error=error)
 
 
-def _unknown(mutation: Mutation) -> MutationRejected:
-    return MutationRejected("unknown_mutation", f"No mutation named {mutation.name!r}.", {"known": sorted(MUTATIONS)})
+async def apply_mutation(ctx: MutationContext, name: str, args: dict[str, Any]) -> int | None:
+    """One mutation through its handler (a batch handler as a run of one); raises its rejection."""
+    handler = MUTATIONS.get(name)
+    if handler is None:
+        raise MutationRejected("unknown_mutation", f"No mutation named {name!r}.", {"known": sorted(MUTATIONS)})
+    if not isinstance(handler, BatchHandler):
+        return await handler(ctx, args)
+    [outcome] = await handler.apply(ctx, [args])
+    if isinstance(outcome, MutationRejected):
+        raise outcome
+    return outcome
 
 
 async def _apply_one(ctx: MutationContext, mutation: Mutation) -> MutationResult:
-    handler = MUTATIONS.get(mutation.name)
     try:
         async with ctx.uow.savepoint():
-            if handler is None:
-                raise _unknown(mutation)
-            if isinstance(handler, BatchHandler):
-                [outcome] = await handler.apply(ctx, [mutation.args])
-                if isinstance(outcome, MutationRejected):
-                    raise outcome
-                version = outcome
-            else:
-                version = await handler(ctx, mutation.args)
+            version = await apply_mutation(ctx, mutation.name, mutation.args)
         return _result(mutation, ResultStatus.APPLIED, version)
     except (MutationRejected, AppError) as exc:
         return _rejected(mutation, exc)

@@ -83,13 +83,11 @@ async def open_thread(
     subject_scope: str,
     title: str,
     participants: Iterable[tuple[str, str]],
-) -> Thread:
-    """The subject's one thread, created with its first participants (user id, reason)."""
+) -> str:
+    """The subject's one thread, created with its first participants (user id, reason); its id."""
     opening = ThreadOpening(subject_type, subject_id, subject_scope, title, tuple(participants))
     [thread_id] = await open_threads(session, [opening])
-    thread = await session.get(Thread, thread_id)
-    assert thread is not None  # inserted just now, in this transaction
-    return thread
+    return thread_id
 
 
 async def add_participants(session: AsyncSession, thread: Thread, participants: Iterable[tuple[str, str]]) -> None:
