@@ -19,14 +19,15 @@ unit of work (an advisory lock), not here.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import functools
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import Table, event, make_url
+from sqlalchemy import Connection, Dialect, Table, event, insert, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlmodel import SQLModel
 
@@ -41,9 +42,57 @@ def table_of(model: type[SQLModel]) -> Table:
     return table
 
 
-def _json_text(value: Any) -> str:
-    """JSON columns are written on every change-log append; orjson encodes them several times faster."""
+def json_text(value: Any) -> str:
+    """How JSON columns are written (the engines' serializer): the change log's `data` as stored.
+
+    JSON columns are written on every change-log append; orjson encodes them several times faster."""
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+def insert_rows(connection: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert `rows` (all with the same keys) in one executemany at the driver.
+
+    For the bookkeeping a rule writes by the thousand (change log, audit, set-based entity
+    inserts): SQLAlchemy's Core insert prepares every parameter of every row on its own,
+    which costs more than SQLite's insert. Values go through the columns' own bind
+    processors, so they are stored as a Core insert stores them, but a value shared by
+    consecutive rows (one change's data in each of its scopes, the commit's timestamp) is
+    processed once.
+    """
+    if not rows:
+        return
+    sql, columns, processors = _driver_insert(table, frozenset(rows[0]), connection.dialect)
+    last: list[tuple[Any, Any]] = [(_UNSET, None)] * len(columns)
+    parameters = []
+    for row in rows:
+        values = []
+        for index, name in enumerate(columns):
+            value = row[name]
+            seen, processed = last[index]
+            if value is not seen:
+                process = processors[index]
+                processed = value if process is None else process(value)
+                last[index] = (value, processed)
+            values.append(processed)
+        parameters.append(tuple(values))
+    connection.exec_driver_sql(sql, parameters)
+
+
+_UNSET = object()
+
+
+@functools.cache
+def _driver_insert(
+    table: Table, keys: frozenset[str], dialect: Dialect
+) -> tuple[str, tuple[str, ...], tuple[Callable[[Any], Any] | None, ...]]:
+    """The statement, its parameters' order (positional paramstyles: SQLite's ?, asyncpg's $n)
+    and each parameter's bind processor."""
+    compiled = insert(table).compile(dialect=dialect, column_keys=list(keys))
+    assert compiled.positiontup is not None
+    columns = tuple(compiled.positiontup)
+    assert set(columns) == keys
+    processors = tuple(table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in columns)
+    return str(compiled), columns, processors
 
 
 def is_sqlite(url: str) -> bool:
@@ -83,13 +132,13 @@ def create_engine_for(settings: Settings, *, writer: bool = True, inline: bool =
             engine = create_async_engine(
                 url,
                 async_creator=inline_connector(Path(database), settings.sqlite_busy_timeout_ms, writer=writer),
-                json_serializer=_json_text,
+                json_serializer=json_text,
             )
         else:
-            engine = create_async_engine(url, connect_args={"timeout": timeout_s}, json_serializer=_json_text)
+            engine = create_async_engine(url, connect_args={"timeout": timeout_s}, json_serializer=json_text)
         _configure_sqlite(engine, settings, "BEGIN IMMEDIATE" if writer else "BEGIN")
         return engine
-    return create_async_engine(url, pool_pre_ping=True, json_serializer=_json_text)
+    return create_async_engine(url, pool_pre_ping=True, json_serializer=json_text)
 
 
 @dataclass

@@ -31,7 +31,7 @@ from datetime import datetime
 from types import SimpleNamespace, TracebackType
 from typing import Any, cast
 
-from sqlalchemy import Table, event, func, insert, select, text
+from sqlalchemy import Table, event, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import ORMExecuteState, Session, attributes
 from sqlmodel import col
@@ -40,7 +40,7 @@ from loopline.core.audit import GENESIS_HASH, AuditEvent, seal
 from loopline.core.canonical import to_jsonable
 from loopline.core.changelog import ChangeLog
 from loopline.core.clock import Clock
-from loopline.core.db import Database, table_of
+from loopline.core.db import Database, insert_rows, table_of
 from loopline.core.entity import Entity
 
 _CHANGE_LOG_LOCK = 0x4C4F4F50  # "LOOP": the advisory lock that orders change-log appends
@@ -94,10 +94,15 @@ def _changed(entity: Entity, op: str, diff: dict[str, Any], prior_scopes: list[s
 
 @dataclass(frozen=True)
 class CommittedChange:
+    """A change-log row as written, so this process's live tail need not read it back."""
+
     seq: int
     scope_key: str
     entity: str
     entity_id: str
+    op: str
+    version: int
+    data: dict[str, Any] | None
 
 
 @dataclass
@@ -216,8 +221,9 @@ def _append_log_and_audit(session: Session) -> None:
     if ctx is None or session.in_nested_transaction():
         return
     session.flush()
+    connection = session.connection()
     for table, rows in ctx.staged.items():
-        session.execute(insert(table), rows)
+        insert_rows(connection, table, rows)
     if not ctx.changes and not ctx.explicit_events:
         return
     if session.get_bind().dialect.name == "postgresql":
@@ -248,7 +254,6 @@ def _append_log_and_audit(session: Session) -> None:
                     "at": now,
                 }
             )
-            ctx.committed.append(CommittedChange(next_seq, scope_key, entity_type, entity_id))
             next_seq += 1
         for scope_key in current_scopes:
             log_rows.append(
@@ -263,7 +268,6 @@ def _append_log_and_audit(session: Session) -> None:
                     "at": now,
                 }
             )
-            ctx.committed.append(CommittedChange(next_seq, scope_key, entity_type, entity_id))
             next_seq += 1
         audit_fields.append(
             {
@@ -274,8 +278,11 @@ def _append_log_and_audit(session: Session) -> None:
             }
         )
     audit_fields.extend(ctx.explicit_events)
-    if log_rows:
-        session.execute(insert(table_of(ChangeLog)), log_rows)
+    insert_rows(connection, table_of(ChangeLog), log_rows)
+    ctx.committed.extend(
+        CommittedChange(r["seq"], r["scope_key"], r["entity"], r["entity_id"], r["op"], r["version"], r["data"])
+        for r in log_rows
+    )
 
     last = session.execute(
         select(col(AuditEvent.seq), col(AuditEvent.hash)).order_by(col(AuditEvent.seq).desc()).limit(1)
@@ -288,7 +295,7 @@ def _append_log_and_audit(session: Session) -> None:
         digest = seal(sealed, prev_hash)
         audit_rows.append({**sealed, "prev_hash": prev_hash, "hash": digest})
         prev_hash = digest
-    session.execute(insert(table_of(AuditEvent)), audit_rows)
+    insert_rows(connection, table_of(AuditEvent), audit_rows)
 
 
 # Told the change-log rows of each commit that appended some (the realtime doorbell); must not block.
@@ -327,8 +334,9 @@ async def insert_entities(
         full = {**_field_defaults(model, row), **row, "version": 1, "created_at": now, "updated_at": now}
         written.append(full)
         ctx.changes[(model.__entity__, full["id"])] = _Change(model, full["id"], "insert", {}, row=full)
-    # A Core statement on the table: the ORM-level guard against bypassing the log does not apply.
-    await session.execute(insert(table_of(model)), written)
+    # At the driver, below the ORM-level guard against bypassing the log: the rows are tracked above.
+    connection = await session.connection()
+    await connection.run_sync(insert_rows, table_of(model), written)
     return written
 
 

@@ -4,8 +4,10 @@ The write path rings a doorbell after each commit (`ring`), published through Li
 channels plugin — in memory in one process, through Redis across several. The doorbell
 only says "the log has grown": the hub then reads the new rows once (`LogTail.fetch`),
 routes each to the sockets whose scopes include the row's scope key, and each socket
-gets one `changes` frame per fetch. A lost doorbell costs latency, never data: a poll
-notices a grown log within `poll_interval_s`.
+gets one `changes` frame per fetch. The process that committed skips the read: `ring`
+hands it the rows as written, and they go into the tail when they follow its last row.
+A lost doorbell costs latency, never data: a poll notices a grown log within
+`poll_interval_s`.
 
 Typing and presence travel on a second channel as signals. Every process applies every
 signal to its own `PresenceBoard`, so all of them agree on who is typing and present.
@@ -71,6 +73,7 @@ class Hub:
         self._reported: dict[str, Report] = {}
         self._acks: dict[str, int] = {}
         self._wake = asyncio.Event()
+        self._committed: list[list[CommittedChange]] = []  # rung here, not yet in the tail
         self._tasks: list[asyncio.Task[None]] = []
         # Set by `sessions.make_hub`: re-route a socket whose user's scopes may have changed.
         self.on_rescope: Callable[[Connection], Coroutine[Any, Any, None]] | None = None
@@ -106,9 +109,12 @@ class Hub:
     # -- the doorbell --------------------------------------------------------------------
 
     def ring(self, committed: list[CommittedChange]) -> None:
-        """Called after every commit that appended to the log."""
+        """Called after every commit that appended to the log. This process's sockets get the
+        rows as written; other processes read them when the doorbell rings there."""
         if committed:
-            self.channels.publish(orjson.dumps({"seq": max(c.seq for c in committed)}), DOORBELL)
+            self._committed.append(committed)
+            self._wake.set()
+            self.channels.publish(orjson.dumps({"seq": committed[-1].seq}), DOORBELL)
 
     async def _listen(self, events: Any) -> None:
         async for event in events:
@@ -124,9 +130,21 @@ class Hub:
             await self._wake.wait()
             self._wake.clear()
             try:
-                self.dispatch(await self.tail.fetch())
+                await self._advance()
             except Exception:
                 log.exception("reading the log tail failed; the poll retries")
+
+    async def _advance(self) -> None:
+        """Move the tail to the log's head and dispatch what it gained: rows committed here
+        and in order straight from memory, anything else read from the database."""
+        committed, self._committed = self._committed, []
+        for rows in committed:
+            if rows[-1].seq <= self.tail.high:
+                continue
+            kept = self.tail.extend(rows)
+            self.dispatch(kept if kept is not None else await self.tail.fetch())
+        if not committed:
+            self.dispatch(await self.tail.fetch())
 
     async def _poll(self) -> None:
         if await self.tail.head() > self.tail.high:
@@ -143,15 +161,17 @@ class Hub:
     def dispatch(self, rows: Iterable[TailRow]) -> None:
         touched: set[Connection] = set()
         rescope: set[Connection] = set()
+        new_thread = False
         for row in rows:
             for connection in (*self._by_scope.get(row.scope_key, ()), *self._unscoped):
                 connection.offer(row)
                 touched.add(connection)
                 if row.entity in RESCOPING_ENTITIES and row.scope_key == user_scope(connection.user_id):
                     rescope.add(connection)
-            if row.entity == "thread" and row.version == 1:
-                # Supervisors read every thread of their plants and accounts, joined or not.
-                rescope.update(c for c in self.connections() if c.principal.role is Role.SUPERVISOR)
+            new_thread = new_thread or (row.entity == "thread" and row.version == 1)
+        if new_thread:
+            # Supervisors read every thread of their plants and accounts, joined or not.
+            rescope.update(c for c in self.connections() if c.principal.role is Role.SUPERVISOR)
         for connection in touched:
             connection.flush()
         if self.on_rescope is not None:

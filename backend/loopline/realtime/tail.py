@@ -18,7 +18,8 @@ import orjson
 from sqlalchemy import Text, cast, func, select
 
 from loopline.core.changelog import ChangeLog
-from loopline.core.db import Database, table_of
+from loopline.core.db import Database, json_text, table_of
+from loopline.core.uow import CommittedChange
 
 # A page is read on the event loop's thread: small enough not to hold it long, and other
 # tasks run between pages.
@@ -68,23 +69,38 @@ class LogTail:
                     )
                 ).all()
                 for row in rows:
-                    head = {
-                        "seq": row.seq,
-                        "entity": row.entity,
-                        "id": row.entity_id,
-                        "op": row.op,
-                        "version": row.version,
-                    }
-                    change = b"".join((orjson.dumps(head)[:-1], b',"data":', (row.data or "null").encode(), b"}"))
-                    tail_row = TailRow(row.seq, row.scope_key, row.entity, row.entity_id, row.version, change)
-                    if len(self._rows) == self._rows.maxlen:
-                        self.floor = self._rows[0].seq
-                    self._rows.append(tail_row)
-                    fetched.append(tail_row)
-                    self.high = row.seq
+                    fetched.append(
+                        self._keep(row.seq, row.scope_key, row.entity, row.entity_id, row.op, row.version, row.data)
+                    )
                 if len(rows) < FETCH_LIMIT:
                     return fetched
                 await asyncio.sleep(0)
+
+    def extend(self, committed: list[CommittedChange]) -> list[TailRow] | None:
+        """The rows a commit in this process wrote, appended without reading them back; None
+        when they do not follow the tail's high-water mark (another commit's rows come first)."""
+        if not committed or committed[0].seq != self.high + 1:
+            return None
+        kept = []
+        data, data_text = None, "null"
+        for row in committed:
+            if row.data is not data:
+                # One change's rows share its data: encoded once, as the log stores it.
+                data, data_text = row.data, json_text(row.data)
+            kept.append(self._keep(row.seq, row.scope_key, row.entity, row.entity_id, row.op, row.version, data_text))
+        return kept
+
+    def _keep(
+        self, seq: int, scope_key: str, entity: str, entity_id: str, op: str, version: int, data: str | None
+    ) -> TailRow:
+        head = {"seq": seq, "entity": entity, "id": entity_id, "op": op, "version": version}
+        change = b"".join((orjson.dumps(head)[:-1], b',"data":', (data or "null").encode(), b"}"))
+        row = TailRow(seq, scope_key, entity, entity_id, version, change)
+        if len(self._rows) == self._rows.maxlen:
+            self.floor = self._rows[0].seq
+        self._rows.append(row)
+        self.high = seq
+        return row
 
     def after(self, seq: int) -> Iterator[TailRow] | None:
         """Every row after `seq`, or None when the tail no longer reaches back that far."""
