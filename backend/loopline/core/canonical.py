@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from datetime import date, datetime
 from decimal import Decimal
 from enum import Enum
@@ -31,6 +32,12 @@ def to_jsonable(value: Any) -> Any:
     if isinstance(value, UUID):
         return str(value)
     return value
+
+
+def jsonable_fields(fields: Iterable[tuple[str, Any]]) -> dict[str, Any]:
+    """A record's fields through `to_jsonable`; the plain values, most of them, without a call
+    each, which counts when a rule publishes a thousand rows in one commit."""
+    return {name: value if value is None or type(value) in _PLAIN else to_jsonable(value) for name, value in fields}
 
 
 def _leaf(value: Any) -> Any:

@@ -20,6 +20,7 @@ unit of work (an advisory lock), not here.
 from __future__ import annotations
 
 import functools
+import operator
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -62,18 +63,19 @@ def insert_rows(connection: Connection, table: Table, rows: Sequence[Mapping[str
     if not rows:
         return
     sql, columns, processors = _driver_insert(table, frozenset(rows[0]), connection.dialect)
+    values_of = operator.itemgetter(*columns)
+    processed_columns = [(index, process) for index, process in enumerate(processors) if process is not None]
     last: list[tuple[Any, Any]] = [(_UNSET, None)] * len(columns)
     parameters = []
     for row in rows:
-        values = []
-        for index, name in enumerate(columns):
-            value = row[name]
+        values = list(values_of(row)) if len(columns) > 1 else [row[columns[0]]]
+        for index, process in processed_columns:
+            value = values[index]
             seen, processed = last[index]
             if value is not seen:
-                process = processors[index]
-                processed = value if process is None else process(value)
+                processed = process(value)
                 last[index] = (value, processed)
-            values.append(processed)
+            values[index] = processed
         parameters.append(tuple(values))
     connection.exec_driver_sql(sql, parameters)
 

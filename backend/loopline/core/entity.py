@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 from sqlalchemy.orm import declared_attr
 from sqlmodel import Field, SQLModel
 
-from loopline.core.canonical import to_jsonable
+from loopline.core.canonical import jsonable_fields
 from loopline.core.ids import new_id
 from loopline.core.types import MAX_INT, UTCDateTime, UTCTimestamp, apply_naming_convention
 
@@ -63,6 +63,5 @@ class Entity(SQLModel):
 
     def public_data(self) -> dict[str, Any]:
         """The entity as devices and the API see it: the shape of change-log `data`."""
-        return {
-            name: to_jsonable(getattr(self, name)) for name in type(self).model_fields if name not in self.__private__
-        }
+        private = self.__private__
+        return jsonable_fields((name, getattr(self, name)) for name in type(self).model_fields if name not in private)

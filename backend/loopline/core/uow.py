@@ -37,7 +37,7 @@ from sqlalchemy.orm import ORMExecuteState, Session, attributes
 from sqlmodel import col
 
 from loopline.core.audit import GENESIS_HASH, AuditEvent, seal
-from loopline.core.canonical import to_jsonable
+from loopline.core.canonical import jsonable_fields, to_jsonable
 from loopline.core.changelog import ChangeLog
 from loopline.core.clock import Clock
 from loopline.core.db import Database, insert_rows, table_of
@@ -79,7 +79,8 @@ class _Change:
         if self.entity is not None:
             return self.entity.public_data()
         assert self.row is not None
-        return {name: to_jsonable(value) for name, value in self.row.items() if name not in self.model.__private__}
+        private = self.model.__private__
+        return jsonable_fields((name, value) for name, value in self.row.items() if name not in private)
 
     def scope_keys(self) -> list[str]:
         if self.entity is not None:

@@ -121,7 +121,9 @@ class Connection:
     async def _send_loop(self) -> None:
         while (frame := await self._outbox.get()) is not None:
             try:
-                await asyncio.wait_for(self.socket.send_text(frame), timeout=self.send_timeout_s)
+                # A timeout scope, not wait_for: that would start a task for every frame.
+                async with asyncio.timeout(self.send_timeout_s):
+                    await self.socket.send_text(frame)
             except TimeoutError:
                 self.close(CLOSE_TOO_SLOW, "too slow")
                 return
