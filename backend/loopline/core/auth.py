@@ -32,6 +32,7 @@ from sqlalchemy.sql.dml import UpdateBase
 
 from loopline.core.access import Principal, Role
 from loopline.core.clock import Clock
+from loopline.core.db import WRITES_TABLE
 from loopline.core.errors import AppError, Forbidden
 
 ALGORITHM = "HS256"
@@ -126,8 +127,9 @@ def _forget_on_write(
     if not _caches:
         return
     dml = getattr(getattr(context, "compiled", None), "statement", None)
-    if isinstance(dml, UpdateBase):
-        table = getattr(dml.table, "name", None)
+    is_dml = isinstance(dml, UpdateBase)
+    table = getattr(getattr(dml, "table", None), "name", None) or context.execution_options.get(WRITES_TABLE)
+    if is_dml or table is not None:
         hit = [cache for cache in _caches if table in cache.tables]
     elif statement.lstrip()[:7].upper().startswith(_WRITE_VERBS):
         hit = list(_caches)  # textual SQL names no table we can trust

@@ -77,10 +77,13 @@ def insert_rows(connection: Connection, table: Table, rows: Sequence[Mapping[str
                 last[index] = (value, processed)
             values[index] = processed
         parameters.append(tuple(values))
-    connection.exec_driver_sql(sql, parameters)
+    connection.exec_driver_sql(sql, parameters, execution_options={WRITES_TABLE: table.name})
 
 
 _UNSET = object()
+# The execution option that names the table a driver-level write goes to: listeners that
+# watch writes by table (the principal cache) cannot read it from the SQL text.
+WRITES_TABLE = "loopline.writes_table"
 
 
 @functools.cache
