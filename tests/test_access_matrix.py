@@ -15,7 +15,7 @@ from litestar.testing import AsyncTestClient
 
 from tests.conftest import Login, sign_in
 
-Access = Literal["public", "signed_in", "admin"]
+Access = Literal["public", "signed_in", "supervisor", "admin"]
 
 ROLES = {
     "inspector": "wang.lei",
@@ -50,6 +50,11 @@ POLICY: dict[str, Access] = {
     "admin_update_webhook": "admin",
     "admin_list_webhook_deliveries": "admin",
     "admin_get_webhook_summary": "admin",
+    # Erasing personal data and checking the audit chain: supervisors and admins; the chain's
+    # export spans every plant and account.
+    "compliance_erase_contact": "supervisor",
+    "compliance_verify_audit_chain": "supervisor",
+    "compliance_export_audit_chain": "admin",
     # Any signed-in user may upload (a photo can arrive before the record that references it);
     # fetching a blob is filtered like any read (404 unless a referencing record is readable).
     "blob_start": "signed_in",
@@ -142,6 +147,8 @@ def _expected(access: Access, role: str | None) -> str:
     if role is None:
         return "unauthenticated"
     if access == "admin" and role != "admin":
+        return "forbidden"
+    if access == "supervisor" and role not in ("supervisor", "admin"):
         return "forbidden"
     return "allowed"
 

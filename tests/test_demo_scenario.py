@@ -13,19 +13,20 @@ from typing import Any, TypeVar
 import pytest
 from sqlmodel import SQLModel, col, select
 
-from loopline.core.audit import verify_chain
+from loopline.core.audit import AuditEvent, verify_chain
 from loopline.core.db import Database
 from loopline.core.events import DomainEvent
 from loopline.core.runtime import Runtime
 from loopline.core.settings import Settings
 from loopline.customer.models import Account, Advisory, AdvisoryRecipient, Case, Contact, Remedy, Shipment
-from loopline.demo.loader import load_demo
-from loopline.demo.timeline import CAPTURED, SYNCED, day
+from loopline.demo.loader import CONTACTS, load_demo
+from loopline.demo.timeline import CAPTURED, ERASURE_REASON, SYNCED, day
 from loopline.loop.trace import case_context
 from loopline.media.models import Attachment, Blob
 from loopline.people.models import User
 from loopline.quality.models import Batch, Capa, Inspection, NonConformance, QualityCost, QualityWatch
 from loopline.threads.models import Message, SubjectType, Thread
+from tests.personal_data import copies_of
 from tests.support import demo_world
 
 M = TypeVar("M", bound=SQLModel)
@@ -114,9 +115,8 @@ async def test_steps_2_3_the_offline_inspection_opens_nc_0142_and_traces_lot_018
     assert (advisory.number, advisory.severity, advisory.affected_qty) == ("ADV-031", "major", 4000)
     assert sorted(ids[a] for a in advisory.account_ids) == ["A-001", "A-002", "A-003"]
     # Five consented contacts; the workshop (no consent to service notices) is not one of them.
-    contacts = {c.id: c for c in await rows(runtime, Contact)}
     assert len(recipients) == 5
-    assert "Taller Hermanos Gil" not in {contacts[r.contact_id].name for r in recipients if r.contact_id}
+    assert (await cases(runtime))["CS-1004"].contact_id not in {r.contact_id for r in recipients}
     at_sync = [e.type for e in await rows(runtime, DomainEvent, DomainEvent.occurred_at == SYNCED)]
     assert (at_sync.count("nc.created"), at_sync.count("case.created"), at_sync.count("advisory.drafted")) == (1, 3, 1)
     unaffected = (await rows(runtime, Shipment, Shipment.number == "SH-5529"))[0]
@@ -260,3 +260,38 @@ async def test_the_audit_chain_of_the_whole_scenario_verifies(runtime: Runtime) 
         report = await verify_chain(session)
     assert report.ok, report
     assert report.events > 100
+
+
+async def test_step_12_the_workshop_is_erased_while_cs_1004_nc_0142_and_the_chain_stay_intact(runtime: Runtime) -> None:
+    workshop_case = (await cases(runtime))["CS-1004"]
+    [workshop] = await rows(runtime, Contact, Contact.id == workshop_case.contact_id)
+    assert workshop.pseudonymized_at == day(40, 10)
+    assert (workshop.name, workshop.email, workshop.phone) == (f"Erased contact {workshop.id[-8:]}", None, None)
+    assert workshop.consents["service_notices"] is False
+    [nc] = await rows(runtime, NonConformance)
+    [advisory] = await rows(runtime, Advisory)
+    ids = await by_code(runtime)
+    # The retained quality records still point at the contact, unchanged by the erasure.
+    assert (workshop_case.account_id, workshop_case.nc_id, workshop_case.advisory_id) == (
+        ids["A-003"],
+        nc.id,
+        advisory.id,
+    )
+    assert (workshop_case.status, workshop_case.auto_handled) == ("resolved", True)
+    assert (nc.number, nc.status) == ("NC-0142", "closed")
+    [erased] = await rows(runtime, AuditEvent, AuditEvent.action == "contact.erased")
+    assert (erased.entity_id, erased.actor, erased.at) == (workshop.id, ids["qa.manager"], day(40, 10))
+    assert erased.diff is not None
+    assert erased.diff["reason"] == ERASURE_REASON
+    async with runtime.db.read_session() as session:
+        report = await verify_chain(session)
+    assert report.ok, report
+
+    # Its name, e-mail and phone survive nowhere: not in a table, the change log or the audit chain.
+    [spec] = [c for c in CONTACTS if c.name == "Taller Hermanos Gil"]
+    assert await copies_of(runtime, [spec.name, spec.email, spec.phone]) == []
+    # The search does find a contact nobody erased, in its row and in the change log.
+    assert {table for table, _, _ in await copies_of(runtime, ["carmen.ortega@iberia-motorparts.example"])} == {
+        "contact",
+        "change_log",
+    }

@@ -21,6 +21,7 @@ from sqlalchemy import func, select, text
 
 from loopline import __version__
 from loopline.catalog.controllers import controllers as catalog_controllers
+from loopline.compliance.controllers import controllers as compliance_controllers
 from loopline.core.access import Principal
 from loopline.core.api import dependencies
 from loopline.core.auth import BearerAuthMiddleware, PrincipalCache
@@ -156,6 +157,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             *media_controllers,
             *realtime_controllers,
             *integration_controllers,
+            *compliance_controllers,
             LoopLagController,
         ],
     )

@@ -8,12 +8,12 @@ import sys
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 import click
 
 from loopline.core.access import Role
-from loopline.core.audit import verify_chain
+from loopline.core.audit import chain_head, verify_chain
 from loopline.core.db import Database
 from loopline.core.runtime import Runtime
 from loopline.core.settings import Settings
@@ -280,3 +280,24 @@ def audit_verify(ctx: click.Context, expect_head: str | None) -> None:
         return
     click.echo(f"audit chain BROKEN at seq {report.first_broken_seq}: {report.reason}", err=True)
     sys.exit(1)
+
+
+@audit.command("export")
+@click.option("--output", "-o", type=click.File("wb"), default="-", help="Where to write the lines (default: stdout).")
+@click.option("--after-seq", default=0, show_default=True, type=click.IntRange(min=0), help="Export after this seq.")
+@click.pass_context
+def audit_export(ctx: click.Context, output: BinaryIO, after_seq: int) -> None:
+    """Write the chain as JSON lines, one event each, as verifiable evidence; the head goes to stderr."""
+    from loopline.compliance.evidence import export_lines
+
+    async def work(runtime: Runtime) -> tuple[int, str]:
+        async with runtime.db.read_session() as session:
+            head_seq, head_hash = await chain_head(session)
+        count = 0
+        async for line in export_lines(runtime.db, after_seq=after_seq, up_to=head_seq):
+            output.write(line)
+            count += 1
+        return count, head_hash
+
+    count, head_hash = _with_runtime(_settings(ctx.find_root()), work)
+    click.echo(f"exported {count} events; chain head {head_hash}", err=True)

@@ -36,7 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import ORMExecuteState, Session, attributes
 from sqlmodel import col
 
-from loopline.core.audit import GENESIS_HASH, AuditEvent, seal
+from loopline.core.audit import GENESIS_HASH, AuditEvent, audit_diff, seal
 from loopline.core.canonical import jsonable_fields, to_jsonable
 from loopline.core.changelog import ChangeLog
 from loopline.core.clock import Clock
@@ -275,7 +275,7 @@ def _append_log_and_audit(session: Session) -> None:
                 "entity": entity_type,
                 "entity_id": entity_id,
                 "action": f"{entity_type}.{change.op}",
-                "diff": data if change.op == "insert" else change.diff,
+                "diff": audit_diff(change, data if change.op == "insert" else change.diff),
             }
         )
     audit_fields.extend(ctx.explicit_events)

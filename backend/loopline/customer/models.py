@@ -10,6 +10,7 @@ from sqlmodel import Field, col
 
 from loopline.catalog.models import Severity
 from loopline.core.access import AccountScopedEntity, Principal, ScopedEntity, StaffCatalogEntity, member_of
+from loopline.core.audit import PersonalData
 from loopline.core.entity import account_scope, plant_scope
 from loopline.core.types import MAX_INT, EnumString, Money, UTCDateTime, UTCTimestamp, one_of
 
@@ -42,8 +43,11 @@ class Account(ScopedEntity, table=True):
         return member_of(cls.id, principal.account_ids)
 
 
-class Contact(AccountScopedEntity, table=True):
+class Contact(AccountScopedEntity, PersonalData, table=True):
+    """A person at a customer; erasure pseudonymizes them (`compliance/erasure.py`)."""
+
     __entity__ = "contact"
+    __personal__: ClassVar[frozenset[str]] = frozenset({"name", "email", "phone"})
 
     name: str = Field(max_length=200)
     email: str | None = Field(default=None, max_length=254)

@@ -272,7 +272,7 @@ USERS: tuple[UserSpec, ...] = (
         "Taller Hermanos Gil",
         Role.CUSTOMER,
         ((MembershipKind.ACCOUNT, "A-003"),),
-        "customer: a workshop of Iberia Motor Parts (A-003) on the dealer portal",
+        "customer: a workshop of Iberia Motor Parts (A-003); closed by its erasure at D+40 in the played demo",
         "taller@hermanos-gil.example",
     ),
 )

@@ -1,15 +1,17 @@
-"""The scenario's timeline (shared/demo/scenario.md, steps 1-10), played as its people would play it.
+"""The scenario's timeline (shared/demo/scenario.md, steps 1-12), played as its people would play it.
 
-Every step is a sync push by the user the scenario names, at the scenario's moment: the
-loader moves a frozen clock and calls the same `push` service that `/sync/push` calls,
-with each user's own principal and device. Nothing here writes a nonconformance, case,
-advisory, remedy or cost: those come out of the loop rules, which is what the demo proves.
-The steps only name what people do: submit inspections, approve and send the advisory,
-record acknowledgements, triage their cases, post in the NC thread, ship replacements,
-file complaints, record costs, open and verify the CAPA and close the NC.
+Every step is done by the user the scenario names, at the scenario's moment: the loader
+moves a frozen clock and calls the same service the user's device or web view calls, with
+the user's own principal: a sync push (`/sync/push`) for the field and service work, the
+erasure service (`/compliance/contacts/{id}/erasure`) for the GDPR erasure of step 12.
+Nothing here writes a nonconformance, case, advisory, remedy or cost: those come out of
+the loop rules, which is what the demo proves. The steps only name what people do: submit
+inspections, approve and send the advisory, record acknowledgements, triage their cases,
+post in the NC thread, ship replacements, file complaints, record costs, open and verify
+the CAPA, close the NC and erase the workshop contact.
 
-Left out, because the product has no such feature yet: the GDPR erasure of step 12, and
-the routine Q2 orders behind the return-rate figures of step 11.
+Left out, because the product has no such feature yet: the routine Q2 orders behind the
+return-rate figures of step 11.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from typing import Any, TypeVar
 from sqlmodel import SQLModel, select
 
 from loopline.catalog.models import InspectionPlan
+from loopline.compliance.erasure import erase_contact
 from loopline.core.access import Principal
 from loopline.core.clock import FrozenClock
 from loopline.core.numbering import continue_numbering
@@ -152,12 +155,27 @@ Mutations = list[tuple[str, dict[str, Any]]]
 
 @dataclass(frozen=True)
 class Step:
-    """What `username` does at `at`. The mutations are made when the step is played, so a
+    """What `username` pushes at `at`. The mutations are made when the step is played, so a
     step can name records that earlier steps' rules created (the NC, a case, a remedy)."""
 
     at: datetime
     username: str
     mutations: Callable[[Player], Awaitable[Mutations]]
+
+    async def play(self, player: Player) -> None:
+        await player.push(self.username, *await self.mutations(player))
+
+
+@dataclass(frozen=True)
+class OnlineStep:
+    """What `username` does at `at` in the web view: `act` calls the service its REST endpoint calls."""
+
+    at: datetime
+    username: str
+    act: Callable[[Player, Principal], Awaitable[object]]
+
+    async def play(self, player: Player) -> None:
+        await self.act(player, player.devices[self.username].principal)
 
 
 def step(at: datetime, username: str, *mutations: tuple[str, dict[str, Any]]) -> Step:
@@ -436,14 +454,40 @@ def improvement() -> list[Step]:
     ]
 
 
-def timeline() -> list[Step]:
+ERASURE_REASON = "Art. 17 request of the workshop, forwarded by Iberia Motor Parts (DSR-2024-017)"
+
+
+def erasure() -> list[OnlineStep]:
+    """Step 12: at D+40 the workshop behind CS-1004 exercises erasure, and QA erases its contact.
+    CS-1004 and NC-0142 keep pointing at the pseudonymized contact: they are retained quality records."""
+
+    async def erase(player: Player, principal: Principal) -> None:
+        workshop_case = await player.one(Case, Case.id == WORKSHOP_CASE)
+        if workshop_case.contact_id is None:
+            raise TimelineError("CS-1004 names no contact to erase")
+        await erase_contact(player.runtime, principal, workshop_case.contact_id, reason=ERASURE_REASON)
+
+    return [OnlineStep(day(40, 10), "qa.manager", erase)]
+
+
+def timeline() -> list[Step | OnlineStep]:
     """Every step of the scenario, in the order of their moments (ties keep the story's order)."""
     return sorted(
-        [*inspections(), *offline_audit(), *advisory(), *chat(), *resolutions(), *complaints(), *improvement()], key=at
+        [
+            *inspections(),
+            *offline_audit(),
+            *advisory(),
+            *chat(),
+            *resolutions(),
+            *complaints(),
+            *improvement(),
+            *erasure(),
+        ],
+        key=at,
     )
 
 
-def at(played: Step) -> datetime:
+def at(played: Step | OnlineStep) -> datetime:
     return played.at
 
 
@@ -454,7 +498,7 @@ async def continue_scenario_numbers(runtime: Runtime) -> None:
 
 
 async def play_timeline(runtime: Runtime) -> None:
-    """Play steps 1-11 of the scenario into a database that holds its master data only."""
+    """Play steps 1-12 of the scenario into a database that holds its master data only."""
     await continue_scenario_numbers(runtime)
     player = Player.on(runtime)
     steps = timeline()
@@ -462,4 +506,4 @@ async def play_timeline(runtime: Runtime) -> None:
         await player.enrol(username)
     for played in steps:
         player.clock.at = played.at
-        await player.push(played.username, *await played.mutations(player))
+        await played.play(player)

@@ -9,13 +9,15 @@ from sqlalchemy import ColumnElement, UniqueConstraint, true
 from sqlmodel import Field, SQLModel, col
 
 from loopline.core.access import Principal, Role, ScopedEntity
+from loopline.core.audit import PersonalData
 from loopline.core.entity import STAFF_SCOPE, user_scope
 from loopline.core.types import EnumString, UTCDateTime, UTCTimestamp, one_of
 
 
-class User(ScopedEntity, table=True):
+class User(ScopedEntity, PersonalData, table=True):
     __entity__ = "user"
     __private__: ClassVar[frozenset[str]] = frozenset({"password_hash"})
+    __personal__: ClassVar[frozenset[str]] = frozenset({"username", "display_name", "email"})
     __table_args__ = (one_of("role", Role),)
 
     username: str = Field(max_length=64, unique=True, regex=r"^[a-z0-9][a-z0-9._-]{1,63}$")
