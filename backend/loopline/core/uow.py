@@ -290,10 +290,12 @@ def _append_log_and_audit(session: Session) -> None:
     ).first()
     seq, prev_hash = (last[0], last[1]) if last else (0, GENESIS_HASH)
     audit_rows = []
+    # Sealed as the text it encodes to, made once: the same bytes, without a call per event.
+    at_text = to_jsonable(now)
     for fields in audit_fields:
         seq += 1
         sealed = {"seq": seq, "at": now, "actor": ctx.actor, "command": ctx.command, **fields}
-        digest = seal(sealed, prev_hash)
+        digest = seal({**sealed, "at": at_text}, prev_hash)
         audit_rows.append({**sealed, "prev_hash": prev_hash, "hash": digest})
         prev_hash = digest
     insert_rows(connection, table_of(AuditEvent), audit_rows)
