@@ -7,7 +7,9 @@ held, and duplicates are dropped by seq.
 
 A cursor the log tail still covers (same epoch and scopes, above the compaction horizon,
 not older than the tail) is served from memory; anything else goes through the pull
-service page by page, which also handles resets and scope changes.
+service page by page, which also handles resets and scope changes. A live socket whose
+user joins threads created since the tail began gets them from memory too, in the shape
+the pull service gives a gained scope.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from loopline.realtime.frames import changes_frame, signal_frame
 from loopline.realtime.hub import Hub
 from loopline.realtime.tail import TailRow
 from loopline.syncing.meta import compaction_horizon
-from loopline.syncing.pull import bind_and_record_scopes, pull
+from loopline.syncing.pull import MAX_SCOPE_DIFF_ROWS, bind_and_record_scopes, pull
 from loopline.syncing.scopes import readable_scopes
 from loopline_sync.cursor import Cursor, InvalidCursor
 from loopline_sync.protocol import Change, PullRequest
@@ -67,8 +69,39 @@ async def rescope(hub: Hub, connection: Connection) -> None:
         return
     connection.hold()
     cursor = connection.cursor()
+    before = connection.scopes
     hub.rerouted(connection, scopes)
-    connection.go_live(await _through_pull(hub, connection, cursor))
+    caught_up = await _joined_from_tail(hub, connection, before)
+    if caught_up is None:
+        caught_up = await _through_pull(hub, connection, cursor)
+    connection.go_live(caught_up)
+
+
+async def _joined_from_tail(hub: Hub, connection: Connection, before: frozenset[str] | None) -> int | None:
+    """Send the threads the user just joined from the tail, as a pull would; the seq caught up
+    to, or None when the tail cannot (a scope lost, or gained that is not a new thread's).
+
+    A rule that opens a case per account joins hundreds of account managers to new threads
+    at once; each of their sockets reading those threads back from the database cost far
+    more than the rule itself.
+    """
+    scopes, sent = connection.scopes, connection.sent_seq
+    if before is None or scopes is None or not before < scopes:
+        return None
+    state = hub.tail.state_of_new_threads(scopes - before, sent)
+    newer = hub.tail.after(sent)
+    if state is None or newer is None or len(state) > MAX_SCOPE_DIFF_ROWS:
+        return None
+    epoch, _ = await bind_and_record_scopes(
+        hub.runtime, connection.principal, connection.client_id, scopes, hub.runtime.clock.now()
+    )
+    if epoch != connection.epoch:
+        return None
+    high = hub.tail.high
+    # One frame: its cursor names the new scopes, so the client must hold all they gained when it stores it.
+    await connection.send_paced(changes_frame([row.change for row in state], connection.cursor()))
+    await _send_rows(connection, (row for row in newer if row.seq <= high))
+    return max(high, sent)
 
 
 async def _from_tail(hub: Hub, connection: Connection, cursor_text: str | None) -> int | None:
@@ -91,10 +124,15 @@ async def _from_tail(hub: Hub, connection: Connection, cursor_text: str | None) 
         return None
     high = hub.tail.high
     connection.epoch = epoch
-    for chunk in _chunks(row for row in rows if row.seq <= high and connection.reads(row.scope_key)):
+    await _send_rows(connection, (row for row in rows if row.seq <= high))
+    return max(high, cursor.seq)
+
+
+async def _send_rows(connection: Connection, rows: Iterator[TailRow]) -> None:
+    """The socket's rows among `rows`, in frames whose cursors move along with them."""
+    for chunk in _chunks(row for row in rows if connection.reads(row.scope_key)):
         connection.sent_seq = chunk[-1].seq
         await connection.send_paced(changes_frame([row.change for row in chunk], connection.cursor()))
-    return max(high, cursor.seq)
 
 
 async def _through_pull(hub: Hub, connection: Connection, cursor: str | None) -> int:

@@ -10,7 +10,7 @@ tail holds every row with `floor < seq <= high`.
 from __future__ import annotations
 
 import asyncio
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -20,18 +20,20 @@ from sqlalchemy import Text, cast, func, select
 from loopline.core.changelog import ChangeLog
 from loopline.core.db import Database, json_text, table_of
 from loopline.core.uow import CommittedChange
+from loopline.syncing.pull import CHAT_HISTORY
 
 # A page is read on the event loop's thread: small enough not to hold it long, and other
 # tasks run between pages.
 FETCH_LIMIT = 500
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TailRow:
     seq: int
     scope_key: str
     entity: str
     entity_id: str
+    op: str
     version: int
     change: bytes  # the change as `/sync/pull` sends it, JSON-encoded once
 
@@ -42,6 +44,9 @@ class LogTail:
         self._rows: deque[TailRow] = deque(maxlen=capacity)
         self.floor = 0
         self.high = 0
+        # Where each thread's first row is, for threads created since the tail began: every
+        # row of such a thread's scopes is in the tail while that row is.
+        self._thread_births: dict[str, int] = {}
 
     async def start(self) -> None:
         """Begin at the log's head: older rows are the database's business."""
@@ -95,12 +100,50 @@ class LogTail:
     ) -> TailRow:
         head = {"seq": seq, "entity": entity, "id": entity_id, "op": op, "version": version}
         change = b"".join((orjson.dumps(head)[:-1], b',"data":', (data or "null").encode(), b"}"))
-        row = TailRow(seq, scope_key, entity, entity_id, version, change)
+        row = TailRow(seq, scope_key, entity, entity_id, op, version, change)
         if len(self._rows) == self._rows.maxlen:
             self.floor = self._rows[0].seq
+            if len(self._thread_births) > len(self._rows):
+                self._thread_births = {t: s for t, s in self._thread_births.items() if s > self.floor}
         self._rows.append(row)
         self.high = seq
+        if entity == "thread" and version == 1:
+            self._thread_births.setdefault(entity_id, seq)
         return row
+
+    def state_of_new_threads(self, scope_keys: frozenset[str], up_to: int) -> list[TailRow] | None:
+        """The state of thread scopes at `up_to` as `/sync/pull` sends a scope a user gained (each
+        entity's newest row, if a put, in seq order); None unless every scope is a thread's
+        created since the tail began, so that the tail holds all of its rows, and holds no more
+        messages than a pull sends of a thread's history."""
+        births = []
+        for key in scope_keys:
+            kind, _, rest = key.partition(":")
+            born = self._thread_births.get(rest.partition(":")[0]) if kind == "thread" else None
+            if born is None or born <= self.floor:
+                return None
+            births.append(born)
+        newest: dict[tuple[str, str], TailRow] = {}
+        messages: Counter[str] = Counter()
+        for row in self._since(min(births, default=up_to)):
+            if row.seq > up_to or row.scope_key not in scope_keys:
+                continue
+            newest[(row.entity, row.entity_id)] = row
+            if row.entity == "message" and row.version == 1:
+                messages[row.scope_key] += 1
+        if any(count > CHAT_HISTORY for count in messages.values()):
+            return None
+        return sorted((row for row in newest.values() if row.op == "put"), key=lambda row: row.seq)
+
+    def _since(self, seq: int) -> list[TailRow]:
+        """The rows from `seq` on, found from the newest end: a socket joins what was just written."""
+        rows = []
+        for row in reversed(self._rows):
+            if row.seq < seq:
+                break
+            rows.append(row)
+        rows.reverse()
+        return rows
 
     def after(self, seq: int) -> Iterator[TailRow] | None:
         """Every row after `seq`, or None when the tail no longer reaches back that far."""
