@@ -14,11 +14,14 @@ from sqlmodel import col, select
 
 from loopline.core.audit import GENESIS_HASH, WITHHELD, AuditEvent, commitment, verify_chain
 from loopline.core.changelog import ChangeLog
+from loopline.core.db import Database
 from loopline.core.events import DomainEvent
 from loopline.core.runtime import Runtime
 from loopline.core.settings import Settings
+from loopline.core.uow import CommittedChange
 from loopline.customer.models import Advisory, AdvisoryRecipient, Contact
 from loopline.people.models import User
+from loopline.realtime.tail import LogTail
 from tests.conftest import Headers, Login
 from tests.loop_helpers import LATE_SHIFT_C1, LOT_018, demo_ids, inspection
 from tests.personal_data import copies_of
@@ -368,3 +371,21 @@ async def test_the_command_line_export_writes_the_same_lines(
     assert f"exported {len(lines)} events; chain head {head}" in exported.stderr
     over_http = await world_client.get(f"{API}/audit/export", headers=await world_login("admin"))
     assert over_http.content.splitlines()[: len(lines)] == lines
+
+
+def test_the_live_tail_keeps_no_erased_data_of_a_contact(tmp_path: Path) -> None:
+    """Sockets that resume from memory get the contact's older rows with the erased data, as the log has them."""
+    tail = LogTail(Database.open(Settings.from_env(env={}, data_dir=tmp_path)), capacity=10)
+    person = {"id": "c1", "name": "Gil Workshop", "email": "gil@workshop.example"}
+    erased = {"id": "c1", "name": "Erased contact 00000001", "email": None}
+    tail.extend(
+        [
+            CommittedChange(1, "account:a", "contact", "c1", "put", 1, person),
+            CommittedChange(2, "account:a", "contact", "c1", "put", 2, {**person, "phone": "+49 1"}),
+            CommittedChange(3, "account:a", "contact", "c2", "put", 1, {"id": "c2", "name": "Other Person"}),
+        ]
+    )
+    tail.extend([CommittedChange(4, "account:a", "contact", "c1", "put", 3, erased)])
+    sent = [json.loads(row.change) for row in tail.after(0) or []]
+    assert [(c["seq"], c["version"]) for c in sent] == [(1, 1), (2, 2), (3, 1), (4, 3)]
+    assert [c["data"]["name"] for c in sent] == [erased["name"], erased["name"], "Other Person", erased["name"]]

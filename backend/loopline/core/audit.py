@@ -152,6 +152,12 @@ class PersonalData(SQLModel):
         return mapped_column(String(64), default=new_personal_salt, nullable=True)
 
 
+def personal_entities() -> frozenset[str]:
+    """The entity names of every model that holds a person's data."""
+    models = [model for model in PersonalData.__subclasses__() if issubclass(model, Entity)]
+    return frozenset(cast(type[Entity], model).__entity__ for model in models)
+
+
 def wipe_personal_salt(entity: PersonalData) -> None:
     """Make the chain's commitments to `entity`'s personal values unlinkable, for good."""
     # Pydantic refuses attributes that are not fields; the ORM's own setter tracks the change.

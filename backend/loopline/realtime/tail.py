@@ -10,6 +10,7 @@ tail holds every row with `floor < seq <= high`.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections import Counter, deque
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 import orjson
 from sqlalchemy import Text, cast, func, select
 
+from loopline.core.audit import personal_entities
 from loopline.core.changelog import ChangeLog
 from loopline.core.db import Database, json_text, table_of
 from loopline.core.uow import CommittedChange
@@ -47,6 +49,10 @@ class LogTail:
         # Where each thread's first row is, for threads created since the tail began: every
         # row of such a thread's scopes is in the tail while that row is.
         self._thread_births: dict[str, int] = {}
+        # A person's entities (contacts, users): where their puts are, per scope, so that older
+        # ones take the newest data as erasure rewrites them in the log (compliance/erasure.py).
+        self._personal = personal_entities()
+        self._personal_puts: dict[tuple[str, str, str], list[int]] = {}
 
     async def start(self) -> None:
         """Begin at the log's head: older rows are the database's business."""
@@ -98,18 +104,36 @@ class LogTail:
     def _keep(
         self, seq: int, scope_key: str, entity: str, entity_id: str, op: str, version: int, data: str | None
     ) -> TailRow:
-        head = {"seq": seq, "entity": entity, "id": entity_id, "op": op, "version": version}
-        change = b"".join((orjson.dumps(head)[:-1], b',"data":', (data or "null").encode(), b"}"))
+        change = _encoded(seq, entity, entity_id, op, version, data)
         row = TailRow(seq, scope_key, entity, entity_id, op, version, change)
         if len(self._rows) == self._rows.maxlen:
             self.floor = self._rows[0].seq
             if len(self._thread_births) > len(self._rows):
                 self._thread_births = {t: s for t, s in self._thread_births.items() if s > self.floor}
+            if len(self._personal_puts) > len(self._rows):
+                self._personal_puts = {k: s for k, s in self._personal_puts.items() if s[-1] > self.floor}
         self._rows.append(row)
         self.high = seq
         if entity == "thread" and version == 1:
             self._thread_births.setdefault(entity_id, seq)
+        elif entity in self._personal and op == "put":
+            self._restate_personal(row, data)
         return row
+
+    def _restate_personal(self, newest: TailRow, data: str | None) -> None:
+        """Give the older puts of `newest`'s entity in its scope its data: what an erasure
+        removed from the log must not reach a socket from memory."""
+        key = (newest.entity, newest.entity_id, newest.scope_key)
+        first = self._rows[0].seq
+        still = []
+        for seq in self._personal_puts.get(key, []):
+            index = seq - first
+            # Seqs are dense, so a row's place is its distance from the first; rows that left are skipped.
+            if 0 <= index < len(self._rows) and (old := self._rows[index]).seq == seq:
+                change = _encoded(old.seq, old.entity, old.entity_id, old.op, old.version, data)
+                self._rows[index] = dataclasses.replace(old, change=change)
+                still.append(seq)
+        self._personal_puts[key] = [*still, newest.seq]
 
     def state_of_new_threads(self, scope_keys: frozenset[str], up_to: int) -> list[TailRow] | None:
         """The state of thread scopes at `up_to` as `/sync/pull` sends a scope a user gained (each
@@ -150,3 +174,9 @@ class LogTail:
         if seq < self.floor:
             return None
         return (row for row in self._rows if row.seq > seq)
+
+
+def _encoded(seq: int, entity: str, entity_id: str, op: str, version: int, data: str | None) -> bytes:
+    """The change as `/sync/pull` sends it, around the stored JSON text of its data."""
+    head = {"seq": seq, "entity": entity, "id": entity_id, "op": op, "version": version}
+    return b"".join((orjson.dumps(head)[:-1], b',"data":', (data or "null").encode(), b"}"))
