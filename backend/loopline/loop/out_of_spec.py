@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
@@ -60,7 +61,7 @@ class RuleContext:
 class OutOfSpecOutcome:
     nonconformance: NonConformance
     opened: bool
-    cases: list[Case]
+    case_numbers: list[str]
     advisory: Advisory | None
 
 
@@ -93,7 +94,7 @@ async def respond_to_out_of_spec(
         ctx.session, SubjectType.NONCONFORMANCE, nc.id, [(manager, "account_manager") for manager in managers]
     )
     advisory = await _draft_advisory(ctx, nc, batch, traced) if opened and traced else None
-    return OutOfSpecOutcome(nc, opened, cases, advisory)
+    return OutOfSpecOutcome(nc, opened, [case["number"] for case in cases], advisory)
 
 
 async def _nonconformance(
@@ -159,8 +160,10 @@ async def _hold(ctx: RuleContext, batch: Batch) -> None:
     )
 
 
-async def _cases(ctx: RuleContext, nc: NonConformance, batch: Batch, traced: list[TracedAccount]) -> list[Case]:
-    """One case per affected account that has none for this nonconformance yet."""
+async def _cases(
+    ctx: RuleContext, nc: NonConformance, batch: Batch, traced: list[TracedAccount]
+) -> list[dict[str, Any]]:
+    """One case per affected account that has none for this nonconformance yet; their rows."""
     existing = set(await ctx.session.scalars(select(Case.account_id).where(Case.nc_id == nc.id)))
     accounts = {
         a.id: a

@@ -179,7 +179,7 @@ async def _out_of_spec(
             "characteristics": [c.code for c in failing],
             "nonconformance": outcome.nonconformance.number if outcome else None,
             "opened": outcome.opened if outcome else False,
-            "cases": [case.number for case in outcome.cases] if outcome else [],
+            "cases": outcome.case_numbers if outcome else [],
             "advisory": outcome.advisory.number if outcome and outcome.advisory else None,
         },
     )
