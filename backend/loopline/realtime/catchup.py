@@ -89,13 +89,13 @@ async def _joined_from_tail(hub: Hub, connection: Connection, before: frozenset[
     if before is None or scopes is None or not before < scopes:
         return None
     state = hub.tail.state_of_new_threads(scopes - before, sent)
-    newer = hub.tail.after(sent)
-    if state is None or newer is None or len(state) > MAX_SCOPE_DIFF_ROWS:
+    if state is None or len(state) > MAX_SCOPE_DIFF_ROWS:
         return None
     epoch, _ = await bind_and_record_scopes(
         hub.runtime, connection.principal, connection.client_id, scopes, hub.runtime.clock.now()
     )
-    if epoch != connection.epoch:
+    newer = hub.tail.after(sent)
+    if epoch != connection.epoch or newer is None:
         return None
     high = hub.tail.high
     # One frame: its cursor names the new scopes, so the client must hold all they gained when it stores it.

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections import Counter, deque
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import orjson
@@ -169,11 +168,14 @@ class LogTail:
         rows.reverse()
         return rows
 
-    def after(self, seq: int) -> Iterator[TailRow] | None:
-        """Every row after `seq`, or None when the tail no longer reaches back that far."""
+    def after(self, seq: int) -> list[TailRow] | None:
+        """Every row after `seq`, or None when the tail no longer reaches back that far.
+
+        A list, taken at once: the tail grows while a socket awaits its sends, and an
+        iterator over it would fail then."""
         if seq < self.floor:
             return None
-        return (row for row in self._rows if row.seq > seq)
+        return self._since(seq + 1)
 
 
 def _encoded(seq: int, entity: str, entity_id: str, op: str, version: int, data: str | None) -> bytes:
