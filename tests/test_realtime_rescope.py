@@ -186,3 +186,11 @@ def test_the_tail_declines_a_thread_with_more_messages_than_a_pull_sends(
     assert len(tail.state_of_new_threads(frozenset({"thread:t"}), up_to=CHAT_HISTORY + 1) or []) == CHAT_HISTORY + 1
     tail.extend([row(CHAT_HISTORY + 2, "thread:t", "message", "one-more")])
     assert tail.state_of_new_threads(frozenset({"thread:t"}), up_to=CHAT_HISTORY + 2) is None
+
+
+def test_rows_taken_from_the_tail_stay_valid_while_it_grows(tail: LogTail) -> None:
+    """Catch-up awaits its sends between taking rows and sending the last of them."""
+    tail.extend([row(1, "plant:p", "defect", "d1")])
+    taken = tail.after(0)
+    tail.extend([row(2, "plant:p", "defect", "d2")])
+    assert seqs(taken) == [1]
