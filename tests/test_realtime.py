@@ -1,7 +1,8 @@
 """The live tail over real WebSockets against a real server process (see shared/design/realtime.md).
 
 Litestar's in-process WebSocket test client does not deliver channel messages (litestar
-issue #4200), so every test here talks to `loopline serve` on a free port.
+issue #4200), so every test here talks to `loopline serve` on a free port — except those
+of one connection's send queue, which need no server: a stand-in socket shows what it sent.
 """
 
 from __future__ import annotations
@@ -9,23 +10,29 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
 import websockets
 from sqlalchemy import update
 from websockets.exceptions import InvalidStatus
+from websockets.typing import Origin
 
+from loopline.core.access import Principal, Role
 from loopline.core.db import Database, table_of
 from loopline.core.runtime import Runtime
 from loopline.core.settings import Settings
+from loopline.realtime.connection import Connection
+from loopline.realtime.frames import CLOSE_TOO_SLOW
 from loopline.realtime.models import WsTicket
 from loopline.threads.service import add_participants_to_threads
 from tests.live_helpers import Live, StalledSocket, User, new_id
 from tests.support import demo_world, running_server
 
 pytestmark = pytest.mark.timeout(120)
+
+ALLOWED_ORIGIN = "https://loopline.example"
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +43,8 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
 
 @pytest.fixture(scope="module")
 def tight_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A server that pauses before a socket's first frame and gives up on slow sockets quickly."""
+    """A server that pauses before a socket's first frame, gives up on slow sockets quickly and
+    accepts sockets from one web origin only (clients that send no Origin, like the tests', pass)."""
     with (
         demo_world(tmp_path_factory.mktemp("tight")) as settings,
         running_server(
@@ -44,6 +52,7 @@ def tight_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             ("LOOPLINE_FAULT_INJECTION", "ws_pause_before_first_frame"),
             ("LOOPLINE_WS_QUEUE_LIMIT", "8"),
             ("LOOPLINE_WS_SEND_TIMEOUT_S", "2"),
+            ("LOOPLINE_WS_ALLOWED_ORIGINS", ALLOWED_ORIGIN),
         ) as base,
     ):
         yield base
@@ -183,6 +192,17 @@ async def test_a_bad_ticket_refuses_the_upgrade(
     assert refused.value.response.status_code == 403
 
 
+async def test_a_foreign_origin_refuses_the_upgrade_and_the_allowed_one_connects(tight_server: str) -> None:
+    async with httpx.AsyncClient(base_url=tight_server, timeout=30) as http:
+        lena = await User.sign_in(http, "lena.fischer")
+        url = tight_server.replace("http", "ws") + "/api/v1/ws?ticket="
+        with pytest.raises(InvalidStatus) as refused:
+            await websockets.connect(url + await lena.ticket(), origin=Origin("https://elsewhere.example"))
+        assert refused.value.response.status_code == 403
+        allowed = await websockets.connect(url + await lena.ticket(), origin=Origin(ALLOWED_ORIGIN))
+        await allowed.close()
+
+
 async def test_typing_reaches_staff_in_the_thread_and_presence_follows_the_socket(
     live_server: tuple[str, Settings], http: httpx.AsyncClient
 ) -> None:
@@ -214,3 +234,133 @@ async def test_typing_reaches_staff_in_the_thread_and_presence_follows_the_socke
     await late.until(lambda live: saw(live, type="presence", user_id=rep_id, state="idle"))
     for live in (watcher, customer, rep, late):
         await live.close()
+
+
+class StandInSocket:
+    """What a connection sends and how it closes; `gate` cleared makes every send stall."""
+
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+        self.closed_with: tuple[int, str] | None = None
+        self.gate = asyncio.Event()
+        self.gate.set()
+        self.fail = False
+
+    async def send_text(self, data: bytes) -> None:
+        await self.gate.wait()
+        if self.fail:
+            raise OSError("the peer went away")
+        self.sent.append(data)
+
+    async def close(self, code: int, reason: str) -> None:
+        self.closed_with = (code, reason)
+
+
+def connection_on(socket: StandInSocket, *, queue_limit: int = 4, send_timeout_s: float = 5.0) -> Connection:
+    principal = Principal("u1", "wang.lei", Role.INSPECTOR, "s1", frozenset(), frozenset())
+    return Connection(
+        socket=cast(Any, socket),
+        principal=principal,
+        client_id="c1",
+        schema_version=1,
+        epoch="",
+        queue_limit=queue_limit,
+        send_timeout_s=send_timeout_s,
+    )
+
+
+async def send_pages(connection: Connection, count: int) -> None:
+    for n in range(count):
+        await connection.send_paced(b"%d" % n)
+
+
+async def settled() -> None:
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+async def test_frames_go_out_in_order_and_an_idle_connection_keeps_no_sender() -> None:
+    socket = StandInSocket()
+    connection = connection_on(socket)
+    for n in range(3):
+        connection.enqueue(b"%d" % n)
+    await settled()
+    connection.enqueue(b"3")
+    await settled()
+    assert socket.sent == [b"0", b"1", b"2", b"3"]
+    assert connection._sender is None
+
+
+async def test_a_full_queue_closes_the_socket_with_4008_and_drops_what_waits() -> None:
+    socket = StandInSocket()
+    socket.gate.clear()
+    connection = connection_on(socket, queue_limit=2)
+    connection.enqueue(b"in flight")
+    await settled()
+    connection.enqueue(b"queued")
+    connection.enqueue(b"queued")
+    await settled()
+    assert socket.closed_with is None
+    connection.enqueue(b"one too many")
+    await settled()
+    assert socket.closed_with == (CLOSE_TOO_SLOW, "too slow")
+    socket.gate.set()
+    await settled()
+    assert socket.sent == []
+
+
+async def test_a_send_that_stalls_past_the_timeout_closes_with_4008() -> None:
+    socket = StandInSocket()
+    socket.gate.clear()
+    connection = connection_on(socket, send_timeout_s=0.05)
+    connection.enqueue(b"stuck")
+    await asyncio.sleep(0.2)
+    assert socket.closed_with == (CLOSE_TOO_SLOW, "too slow")
+    assert connection.closed
+    assert connection._sender is None
+
+
+async def catching_up_on_a_stalled_socket(
+    queue_limit: int, pages: int
+) -> tuple[StandInSocket, Connection, asyncio.Task[None]]:
+    """A connection whose socket takes nothing, and a catch-up of `pages` frames under way on it."""
+    socket = StandInSocket()
+    socket.gate.clear()
+    connection = connection_on(socket, queue_limit=queue_limit)
+    catching_up = asyncio.create_task(send_pages(connection, pages))
+    await settled()
+    return socket, connection, catching_up
+
+
+async def test_catch_up_waits_for_room_instead_of_closing_and_keeps_the_order() -> None:
+    socket, _, pages = await catching_up_on_a_stalled_socket(queue_limit=2, pages=6)
+    assert not pages.done()
+    assert socket.closed_with is None
+    socket.gate.set()
+    await asyncio.wait_for(pages, 1)
+    await settled()
+    assert socket.sent == [b"%d" % n for n in range(6)]
+    assert socket.closed_with is None
+
+
+async def test_closing_releases_catch_up_waiting_for_room() -> None:
+    socket, connection, pages = await catching_up_on_a_stalled_socket(queue_limit=1, pages=4)
+    connection.close(1000, "")
+    await asyncio.wait_for(pages, 1)
+    await settled()
+    assert socket.closed_with == (1000, "")
+    assert socket.sent == []
+
+
+async def test_after_a_failed_send_nothing_more_is_tried() -> None:
+    socket = StandInSocket()
+    socket.fail = True
+    connection = connection_on(socket)
+    connection.enqueue(b"lost")
+    await settled()
+    socket.fail = False
+    connection.enqueue(b"never")
+    await settled()
+    assert socket.sent == []
+    assert connection.closed
+    assert connection._sender is None

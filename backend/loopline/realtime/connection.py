@@ -1,9 +1,13 @@
 """One live socket: what it may read, how far it has been sent, and its bounded send queue.
 
 The hub never awaits a socket. It offers rows and enqueues frames without blocking; a
-sender task per socket does the awaiting. When the queue is full, or one send stalls
-longer than the send timeout, the socket is closed with 4008 and the client reconnects
-from its cursor — so one stalled tablet never slows delivery to the others.
+sender task does the awaiting. When the queue is full, or one send stalls longer than
+the send timeout, the socket is closed with 4008 and the client reconnects from its
+cursor — so one stalled tablet never slows delivery to the others.
+
+Most sockets sit idle most of the time, and a server holds thousands of them, so an idle
+one holds no task and no event, only an empty list: the sender runs only while frames
+wait, and catch-up gets an event to wait on only while the queue is full.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from loopline.syncing.pull import ALL_SCOPES
 from loopline_sync.cursor import Cursor, scope_hash
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Connection:
     socket: WebSocket
     principal: Principal
@@ -41,12 +45,12 @@ class Connection:
     rescoping: bool = False
     rescope_again: bool = False
     _pending: list[TailRow] = field(default_factory=list)
-    _outbox: asyncio.Queue[bytes | None] = field(init=False)
+    # A list, not a deque: a deque allocates a 64-slot block up front even when empty, and the
+    # queue is short (at most `queue_limit`), so taking from its head costs next to nothing.
+    _outbox: list[bytes] = field(default_factory=list)
     _sender: asyncio.Task[None] | None = None
+    _room: asyncio.Event | None = None  # set when the full queue has room again
     _closing: asyncio.Task[None] | None = None
-
-    def __post_init__(self) -> None:
-        self._outbox = asyncio.Queue(maxsize=self.queue_limit)
 
     @property
     def user_id(self) -> str:
@@ -64,9 +68,6 @@ class Connection:
 
     def reads_thread(self, thread_id: str) -> bool:
         return self.reads(thread_scope(thread_id)) or self.reads(customer_thread_scope(thread_id))
-
-    def start(self) -> None:
-        self._sender = asyncio.create_task(self._send_loop(), name=f"ws-send-{self.client_id}")
 
     def offer(self, row: TailRow) -> None:
         """A live row this socket reads; sent with the others of its dispatch by `flush`."""
@@ -96,20 +97,25 @@ class Connection:
     def enqueue(self, frame: bytes) -> None:
         if self.closed:
             return
-        try:
-            self._outbox.put_nowait(frame)
-        except asyncio.QueueFull:
+        if len(self._outbox) >= self.queue_limit:
             self.close(CLOSE_TOO_SLOW, "too slow")
+            return
+        self._outbox.append(frame)
+        if self._sender is None:
+            self._sender = asyncio.create_task(self._send_queued(), name=f"ws-send-{self.client_id}")
 
     async def send_paced(self, frame: bytes) -> None:
         """Catch-up frames wait for room instead of closing: the client sets the pace."""
-        if not self.closed:
-            await self._outbox.put(frame)
+        while len(self._outbox) >= self.queue_limit and not self.closed:
+            if self._room is None:
+                self._room = asyncio.Event()
+            await self._room.wait()
+        self.enqueue(frame)
 
     def close(self, code: int, reason: str) -> None:
         if self.closed:
             return
-        self.closed = True
+        self._stop_sending()
         self._closing = asyncio.create_task(self._close(code, reason), name=f"ws-close-{self.client_id}")
 
     async def _close(self, code: int, reason: str) -> None:
@@ -118,15 +124,30 @@ class Connection:
         with contextlib.suppress(Exception):
             await self.socket.close(code=code, reason=reason)
 
-    async def _send_loop(self) -> None:
-        while (frame := await self._outbox.get()) is not None:
-            try:
+    def _stop_sending(self) -> None:
+        """Nothing more goes out: drop the queued frames and release catch-up waiting for room."""
+        self.closed = True
+        self._outbox.clear()
+        self._signal_room()
+
+    def _signal_room(self) -> None:
+        if self._room is not None:
+            self._room.set()
+            self._room = None
+
+    async def _send_queued(self) -> None:
+        """Send until the queue is empty, then end: the next `enqueue` starts a new sender."""
+        try:
+            while self._outbox:
+                frame = self._outbox.pop(0)
+                self._signal_room()
                 # A timeout scope, not wait_for: that would start a task for every frame.
                 async with asyncio.timeout(self.send_timeout_s):
                     await self.socket.send_text(frame)
-            except TimeoutError:
-                self.close(CLOSE_TOO_SLOW, "too slow")
-                return
-            except Exception:
-                # The peer went away; the receive loop sees it and unregisters the socket.
-                return
+        except TimeoutError:
+            self.close(CLOSE_TOO_SLOW, "too slow")
+        except Exception:
+            # The peer went away: send nothing more; the receive loop sees it and unregisters the socket.
+            self._stop_sending()
+        finally:
+            self._sender = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from urllib.parse import parse_qs
 
 from litestar import Controller, WebSocket, post, websocket
 from litestar.datastructures import State
@@ -37,17 +38,31 @@ async def live(socket: WebSocket[object, object, State]) -> None:
     """The live tail. A missing, expired, reused or forged ticket, or a foreign Origin, refuses the upgrade."""
     hub: Hub = socket.app.state.hub
     allowed = hub.runtime.settings.ws_allowed_origins
-    origin = socket.headers.get("origin")
+    origin = _origin(socket)
     if allowed and origin is not None and origin not in allowed.split(","):
         await socket.close(code=CLOSE_FORBIDDEN, reason="origin not allowed")
         return
-    principal = await redeem_ticket(hub.runtime, socket.query_params.get("ticket", ""))
+    principal = await redeem_ticket(hub.runtime, _ticket(socket))
     if principal is None:
         # Closing before accepting refuses the upgrade (HTTP 403): the client fetches a new ticket.
         await socket.close(code=CLOSE_SESSION_ENDED, reason="invalid ticket")
         return
     await socket.accept()
     await serve_socket(hub, socket, principal)
+
+
+def _origin(socket: WebSocket[object, object, State]) -> str | None:
+    """Read from the raw scope: `socket.headers` would decode every header and keep them for as
+    long as the socket stays open."""
+    for name, value in socket.scope["headers"]:
+        if name == b"origin":  # ASGI servers hand header names over in lower case
+            return value.decode("latin-1")
+    return None
+
+
+def _ticket(socket: WebSocket[object, object, State]) -> str:
+    """Read from the raw scope, like the origin: `socket.query_params` would keep its parse too."""
+    return parse_qs(socket.scope["query_string"].decode("latin-1")).get("ticket", [""])[0]
 
 
 controllers: list[type[Controller] | WebsocketRouteHandler] = [LiveController, live]

@@ -38,25 +38,16 @@ HELLO_TIMEOUT_S = 10.0
 
 async def serve_socket(hub: Hub, socket: WebSocket, principal: Principal) -> None:
     """Run an accepted socket until it closes."""
-    hello = await _hello(socket)
-    if hello is None:
+    opened = await _connection_from_hello(hub, socket, principal)
+    if opened is None:
         return
-    connection = Connection(
-        socket=socket,
-        principal=principal,
-        client_id=hello.client_id,
-        schema_version=hello.schema_version,
-        epoch="",
-        queue_limit=hub.settings.queue_limit,
-        send_timeout_s=hub.settings.send_timeout_s,
-    )
+    connection, cursor = opened
     connection.scopes = await current_scopes(hub.runtime, connection)
     # Registered before catching up, so nothing committed from here on can be missed.
     hub.register(connection)
-    connection.start()
     try:
         try:
-            await catch_up(hub, connection, hello.cursor)
+            await catch_up(hub, connection, cursor)
             hub.greet(connection)
         except AppError as exc:
             await socket.send_text(error_frame(exc.code, exc.message))
@@ -66,6 +57,28 @@ async def serve_socket(hub: Hub, socket: WebSocket, principal: Principal) -> Non
     finally:
         hub.unregister(connection)
         connection.close(1000, "")
+
+
+async def _connection_from_hello(
+    hub: Hub, socket: WebSocket, principal: Principal
+) -> tuple[Connection, str | None] | None:
+    """The socket's connection and the cursor its hello catches up from; None when it sent no hello.
+
+    The hello frame itself is not kept: it would stay referenced for the socket's lifetime.
+    """
+    hello = await _hello(socket)
+    if hello is None:
+        return None
+    connection = Connection(
+        socket=socket,
+        principal=principal,
+        client_id=hello.client_id,
+        schema_version=hello.schema_version,
+        epoch="",
+        queue_limit=hub.settings.queue_limit,
+        send_timeout_s=hub.settings.send_timeout_s,
+    )
+    return connection, hello.cursor
 
 
 async def _hello(socket: WebSocket) -> Hello | None:
