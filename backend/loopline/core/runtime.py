@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from loopline.core.clock import Clock
 from loopline.core.db import Database
+from loopline.core.group_commit import GroupCommit
 from loopline.core.ratelimit import SlidingWindowLimiter
 from loopline.core.settings import Settings
 from loopline.core.uow import AfterCommit, UnitOfWork
@@ -20,8 +21,11 @@ class Runtime:
     login_by_address: SlidingWindowLimiter = field(init=False)
     # Called after every commit that appended to the change log (see realtime/hub.py).
     after_commit: list[AfterCommit] = field(default_factory=list)
+    # Small concurrent writes (sync pushes) share transactions (see core/group_commit.py).
+    group_commit: GroupCommit = field(init=False)
 
     def __post_init__(self) -> None:
+        self.group_commit = GroupCommit(self.unit_of_work)
         window = self.settings.login_window_s
         self.login_by_user = SlidingWindowLimiter(
             self.clock, limit=self.settings.login_attempts_per_user, window_s=window

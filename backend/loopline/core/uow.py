@@ -65,11 +65,19 @@ class _Change:
     row: dict[str, Any] | None = None
     # For updates: the scopes the entity lived in before this transaction moved it.
     prior_scopes: list[str] = field(default_factory=list)
+    # Its public data when its command ended (None once deleted), for the audit event and the log.
+    data: dict[str, Any] | None = None
 
     def copy(self) -> _Change:
         return _Change(
             self.model, self.entity_id, self.op, dict(self.diff), self.entity, self.row, list(self.prior_scopes)
         )
+
+    def after(self, earlier: _Change) -> _Change:
+        """This change as the log records it when `earlier` changed the entity before, in the same
+        transaction: one row, now, wherever it lives; removed from where it lived before both."""
+        self.prior_scopes = [] if earlier.op == "insert" else earlier.prior_scopes
+        return self
 
     def version(self) -> int:
         version = self.entity.version if self.entity is not None else 1
@@ -108,14 +116,41 @@ class CommittedChange:
 
 @dataclass
 class _Context:
+    """The books of one transaction, kept per command: a group commit runs several commands,
+    each on behalf of its own actor, and each one's audit events name that actor."""
+
     actor: str
     command: str | None
     clock: Clock
+    # The running command's changes and explicit events.
     changes: dict[tuple[str, str], _Change] = field(default_factory=dict)
     explicit_events: list[dict[str, Any]] = field(default_factory=list)
+    # What the commands that ended wrote: the log's changes (one per entity) and their audit events.
+    logged: dict[tuple[str, str], _Change] = field(default_factory=dict)
+    audited: list[dict[str, Any]] = field(default_factory=list)
     # Rows of bookkeeping tables (the domain-event outbox) written with one statement per table at commit.
     staged: dict[Table, list[dict[str, Any]]] = field(default_factory=dict)
     committed: list[CommittedChange] = field(default_factory=list)
+
+    def end_command(self) -> None:
+        """Move the running command's changes to the books, under its actor (flushed first)."""
+        for key, change in self.changes.items():
+            change.data = None if change.op == "delete" else change.public_data()
+            earlier = self.logged.get(key)
+            self.logged[key] = change if earlier is None else change.after(earlier)
+            self.audited.append(
+                {
+                    "actor": self.actor,
+                    "command": self.command,
+                    "entity": change.model.__entity__,
+                    "entity_id": change.entity_id,
+                    "action": f"{change.model.__entity__}.{change.op}",
+                    "diff": audit_diff(change, change.data if change.op == "insert" else change.diff),
+                }
+            )
+        self.audited.extend({"actor": self.actor, "command": self.command, **e} for e in self.explicit_events)
+        self.changes = {}
+        self.explicit_events = []
 
 
 def _context(session: Session) -> _Context | None:
@@ -222,10 +257,11 @@ def _append_log_and_audit(session: Session) -> None:
     if ctx is None or session.in_nested_transaction():
         return
     session.flush()
+    ctx.end_command()
     connection = session.connection()
     for table, rows in ctx.staged.items():
         insert_rows(connection, table, rows)
-    if not ctx.changes and not ctx.explicit_events:
+    if not ctx.audited:
         return
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CHANGE_LOG_LOCK})
@@ -233,11 +269,9 @@ def _append_log_and_audit(session: Session) -> None:
 
     next_seq = (session.execute(select(func.max(ChangeLog.seq))).scalar() or 0) + 1
     log_rows: list[dict[str, Any]] = []
-    audit_fields: list[dict[str, Any]] = []
-    for change in ctx.changes.values():
+    for change in ctx.logged.values():
         entity_type, entity_id = change.model.__entity__, change.entity_id
         deleted = change.op == "delete"
-        data = None if deleted else change.public_data()
         version = change.version()
         current_scopes = change.scope_keys()
         # An entity that moved scope is deleted where it was, before it is put where it is:
@@ -265,20 +299,11 @@ def _append_log_and_audit(session: Session) -> None:
                     "entity_id": entity_id,
                     "op": "delete" if deleted else "put",
                     "version": version,
-                    "data": data,
+                    "data": change.data,
                     "at": now,
                 }
             )
             next_seq += 1
-        audit_fields.append(
-            {
-                "entity": entity_type,
-                "entity_id": entity_id,
-                "action": f"{entity_type}.{change.op}",
-                "diff": audit_diff(change, data if change.op == "insert" else change.diff),
-            }
-        )
-    audit_fields.extend(ctx.explicit_events)
     insert_rows(connection, table_of(ChangeLog), log_rows)
     ctx.committed.extend(
         CommittedChange(r["seq"], r["scope_key"], r["entity"], r["entity_id"], r["op"], r["version"], r["data"])
@@ -292,9 +317,9 @@ def _append_log_and_audit(session: Session) -> None:
     audit_rows = []
     # Sealed as the text it encodes to, made once: the same bytes, without a call per event.
     at_text = to_jsonable(now)
-    for fields in audit_fields:
+    for fields in ctx.audited:
         seq += 1
-        sealed = {"seq": seq, "at": now, "actor": ctx.actor, "command": ctx.command, **fields}
+        sealed = {"seq": seq, "at": now, **fields}
         digest = seal({**sealed, "at": at_text}, prev_hash)
         audit_rows.append({**sealed, "prev_hash": prev_hash, "hash": digest})
         prev_hash = digest
@@ -383,17 +408,40 @@ class UnitOfWork:
     async def savepoint(self) -> AsyncIterator[None]:
         """A nested transaction whose failure undoes its rows *and* its bookkeeping."""
         assert self.session is not None
-        changes = {key: change.copy() for key, change in self._context.changes.items()}
-        events = list(self._context.explicit_events)
-        staged = {table: list(rows) for table, rows in self._context.staged.items()}
+        ctx = self._context
+        changes = {key: change.copy() for key, change in ctx.changes.items()}
+        events = list(ctx.explicit_events)
+        staged = {table: list(rows) for table, rows in ctx.staged.items()}
         try:
             async with self.session.begin_nested():
                 yield
         except BaseException:
-            self._context.changes = changes
-            self._context.explicit_events = events
-            self._context.staged = staged
+            ctx.changes = changes
+            ctx.explicit_events = events
+            ctx.staged = staged
             raise
+
+    @asynccontextmanager
+    async def on_behalf_of(self, actor: str, command: str | None) -> AsyncIterator[None]:
+        """Run one command of a group commit: in its own savepoint, its audit events naming `actor`.
+
+        As if it had its own transaction: an entity it changes after an earlier command of
+        the group gets a version and an audit event of its own; the change log keeps one row
+        per entity and scope, as for any transaction.
+        """
+        assert self.session is not None
+        ctx = self._context
+        await self.session.flush()
+        ctx.end_command()
+        outer = ctx.actor, ctx.command
+        ctx.actor, ctx.command = actor, command
+        try:
+            async with self.savepoint():
+                yield
+                await self.session.flush()
+            ctx.end_command()
+        finally:
+            ctx.actor, ctx.command = outer
 
     async def __aenter__(self) -> AsyncSession:
         self.session = self._maker()

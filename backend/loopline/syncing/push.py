@@ -1,11 +1,12 @@
 """`/sync/push`: apply a device's ordered, idempotent mutation log.
 
-One database transaction per request. For each mutation in order: an already applied
-mid answers `duplicate` with the stored outcome; a gap fails the whole request (409)
-with nothing applied; anything else is applied in a savepoint, or `rejected` with a code
-when it can never succeed — and a rejection still advances `last_mid`, so one poison
-mutation never blocks the queue. A transient database failure rolls everything back and
-answers 503, leaving `last_mid` where it was.
+One database transaction per request, shared with the requests that wait beside it (a
+group commit, each request in its own savepoint: see core/group_commit.py). For each
+mutation in order: an already applied mid answers `duplicate` with the stored outcome; a
+gap fails the whole request (409) with nothing applied; anything else is applied in a
+savepoint, or `rejected` with a code when it can never succeed — and a rejection still
+advances `last_mid`, so one poison mutation never blocks the queue. A transient database
+failure rolls everything back and answers 503, leaving `last_mid` where it was.
 """
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ from sqlmodel import col, select
 from loopline.core.access import Principal
 from loopline.core.db import table_of
 from loopline.core.errors import AppError, Conflict
+from loopline.core.group_commit import Job
 from loopline.core.runtime import Runtime
+from loopline.core.uow import UnitOfWork
 from loopline.customer.mutations import mutations as customer_mutations
 from loopline.loop.mutations import mutations as loop_mutations
 from loopline.media.mutations import mutations as media_mutations
@@ -161,26 +164,23 @@ async def _apply_one(ctx: MutationContext, mutation: Mutation) -> MutationResult
     return _result(mutation, ResultStatus.REJECTED, error=error)
 
 
-async def _apply_run(ctx: MutationContext, run: list[Mutation]) -> list[MutationResult]:
-    """Apply consecutive mutations of one name, set-based when the name has a batch handler."""
+async def _apply_run(ctx: MutationContext, run: list[Mutation], *, careful: bool) -> list[MutationResult]:
+    """Apply consecutive mutations of one name: set-based when the name has a batch handler.
+
+    A batch handler decides every rejection before it writes, so its run needs no savepoint:
+    should it raise instead, the whole push is undone and applied again `careful`ly, one
+    mutation at a time, each in its own savepoint, where the culprit alone is rejected.
+    """
     handler = MUTATIONS.get(run[0].name)
-    if isinstance(handler, BatchHandler) and len(run) > 1:
-        try:
-            async with ctx.uow.savepoint():
-                outcomes = await handler.apply(ctx, [mutation.args for mutation in run])
-        except OperationalError:
-            raise
-        except Exception:
-            # The run as a whole failed (a constraint, a defect): one at a time finds the culprit.
-            log.info("batch of %d %s fell back to one at a time", len(run), run[0].name, exc_info=True)
-        else:
-            return [
-                _rejected(mutation, outcome)
-                if isinstance(outcome, MutationRejected)
-                else _result(mutation, ResultStatus.APPLIED, outcome)
-                for mutation, outcome in zip(run, outcomes, strict=True)
-            ]
-    return [await _apply_one(ctx, mutation) for mutation in run]
+    if careful or not isinstance(handler, BatchHandler):
+        return [await _apply_one(ctx, mutation) for mutation in run]
+    outcomes = await handler.apply(ctx, [mutation.args for mutation in run])
+    return [
+        _rejected(mutation, outcome)
+        if isinstance(outcome, MutationRejected)
+        else _result(mutation, ResultStatus.APPLIED, outcome)
+        for mutation, outcome in zip(run, outcomes, strict=True)
+    ]
 
 
 def _runs(mutations: list[Mutation]) -> Iterator[list[Mutation]]:
@@ -197,6 +197,7 @@ async def _stored_outcomes(session: AsyncSession, client_id: str, mids: list[int
 
 
 async def push(runtime: Runtime, principal: Principal, request: PushRequest) -> PushResponse:
+    """Apply a push; it shares its transaction with the pushes that wait beside it (a group commit)."""
     check_schema_version(request.schema_version, oldest=OLDEST_PUSH_SCHEMA_VERSION)
     if len(request.mutations) > MAX_MUTATIONS_PER_PUSH:
         raise AppError(
@@ -206,31 +207,55 @@ async def push(runtime: Runtime, principal: Principal, request: PushRequest) -> 
             details={"max": MAX_MUTATIONS_PER_PUSH},
         )
     mutations = [upcast(m, request.schema_version) for m in request.mutations]
-    now = runtime.clock.now()
-    uow = runtime.unit_of_work(actor=principal.user_id, command="sync.push")
+
+    def applying(*, careful: bool) -> Job[PushResponse]:
+        async def apply(uow: UnitOfWork, session: AsyncSession) -> PushResponse:
+            now = runtime.clock.now()
+            return await _apply_push(uow, session, principal, request.client_id, mutations, now, careful=careful)
+
+        return apply
+
     try:
-        async with uow as session:
-            client_id = request.client_id
-            last_mid = await _claim_client(session, client_id, principal, now)
-            epoch = await server_epoch(session)
-            new = _new_mutations(mutations, last_mid)
-            new_mids = {mutation.mid for mutation in new}
-            stored = await _stored_outcomes(session, client_id, [m.mid for m in mutations if m.mid not in new_mids])
-            ctx = MutationContext(session=session, uow=uow, principal=principal, client_id=client_id, now=now)
-            applied = [result for run in _runs(new) for result in await _apply_run(ctx, run)]
-            if applied:
-                rows = _applied_rows(client_id, new, applied, now)
-                await session.execute(insert(table_of(AppliedMutation)), rows)
-                last_mid = new[-1].mid
-            clients = table_of(SyncClient)
-            await session.execute(
-                update(clients).where(clients.c.client_id == client_id).values(last_mid=last_mid, last_push_at=now)
-            )
+        try:
+            response = await runtime.group_commit.run(principal.user_id, "sync.push", applying(careful=False))
+        except (AppError, OperationalError):
+            raise
+        except Exception:
+            log.info("push from %s applied again one mutation at a time", request.client_id, exc_info=True)
+            response = await runtime.group_commit.run(principal.user_id, "sync.push", applying(careful=True))
     except OperationalError as exc:
         raise unavailable() from exc
     if runtime.settings.injects("kill_after_push_commit"):
         # The crash test's window: committed, and the device never hears of it.
         os.kill(os.getpid(), signal.SIGKILL)
+    return response
+
+
+async def _apply_push(
+    uow: UnitOfWork,
+    session: AsyncSession,
+    principal: Principal,
+    client_id: str,
+    mutations: list[Mutation],
+    now: datetime,
+    *,
+    careful: bool,
+) -> PushResponse:
+    last_mid = await _claim_client(session, client_id, principal, now)
+    epoch = await server_epoch(session)
+    new = _new_mutations(mutations, last_mid)
+    new_mids = {mutation.mid for mutation in new}
+    stored = await _stored_outcomes(session, client_id, [m.mid for m in mutations if m.mid not in new_mids])
+    ctx = MutationContext(session=session, uow=uow, principal=principal, client_id=client_id, now=now)
+    applied = [result for run in _runs(new) for result in await _apply_run(ctx, run, careful=careful)]
+    if applied:
+        rows = _applied_rows(client_id, new, applied, now)
+        await session.execute(insert(table_of(AppliedMutation)), rows)
+        last_mid = new[-1].mid
+    clients = table_of(SyncClient)
+    await session.execute(
+        update(clients).where(clients.c.client_id == client_id).values(last_mid=last_mid, last_push_at=now)
+    )
     return PushResponse(
         client_id=client_id,
         server_epoch=epoch,

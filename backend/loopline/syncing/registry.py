@@ -57,9 +57,10 @@ class BatchHandler:
     """Applies a run of consecutive mutations of one name set-based, for the high-volume ones.
 
     `apply` decides every rejection before it writes anything and then writes the rest
-    with a handful of statements, so a run needs one savepoint instead of one per
-    mutation, and a round trip per statement kind instead of per mutation. It answers
-    one outcome per args, in order; a run of one is the single-mutation path.
+    with a handful of statements, so a run needs no savepoint, and a round trip per
+    statement kind instead of per mutation. It answers one outcome per args, in order; a
+    run of one is the single-mutation path. Should it raise, the push is undone and
+    applied again one mutation at a time (see syncing/push.py).
     """
 
     apply: Callable[[MutationContext, list[dict[str, Any]]], Awaitable[list[Outcome]]]

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from pydantic import BaseModel
-from sqlalchemy import ColumnElement, Subquery, and_, bindparam, func, insert, or_, update
+from sqlalchemy import ColumnElement, Subquery, and_, case, func, insert, or_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlmodel import col, select
@@ -185,21 +185,17 @@ async def append_messages(uow: UnitOfWork, drafts: Sequence[MessageDraft]) -> li
     if not per_thread:
         return []
     counters = table_of(ThreadCounter).c
-    # Locking the counters reserves the numbers: concurrent posts to a thread never share one.
-    # (SQLite holds the database's write lock already; FOR UPDATE is for PostgreSQL.)
-    current = await uow.session.execute(
-        select(counters.thread_id, counters.last_seq).where(counters.thread_id.in_(per_thread)).with_for_update()
+    # One statement reserves the numbers: the row locks it takes (PostgreSQL; SQLite holds the
+    # database's write lock already) mean concurrent posts to a thread never share one.
+    reserved = await uow.session.execute(
+        update(table_of(ThreadCounter))
+        .where(counters.thread_id.in_(per_thread))
+        .values(last_seq=counters.last_seq + case(per_thread, value=counters.thread_id))
+        .returning(counters.thread_id, counters.last_seq)
     )
-    next_seq = {thread_id: last_seq + 1 for thread_id, last_seq in current.all()}
+    next_seq = {thread_id: last_seq - per_thread[thread_id] + 1 for thread_id, last_seq in reserved.all()}
     if uncounted := per_thread.keys() - next_seq.keys():
         raise LookupError(f"threads without a counter: {sorted(uncounted)}")
-    await uow.session.execute(
-        update(table_of(ThreadCounter)).where(counters.thread_id == bindparam("counter")),
-        [
-            {"counter": thread_id, "last_seq": next_seq[thread_id] + count - 1}
-            for thread_id, count in per_thread.items()
-        ],
-    )
     rows, seqs = [], []
     for draft in drafts:
         seqs.append(next_seq[draft.thread_id])
