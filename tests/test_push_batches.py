@@ -147,3 +147,22 @@ async def test_a_mid_repeated_inside_one_push_answers_duplicate(
     assert response["results"][2]["original_status"] == "applied"
     assert response["results"][2]["version"] == 1
     assert len(await messages_of(world_runtime, thread_id)) == 2
+
+
+async def test_a_message_id_used_by_an_earlier_push_is_compared_not_posted_again(
+    world_client: AsyncTestClient[Any], world_login: Login, world_runtime: Runtime, batch_id: str
+) -> None:
+    """The first attempt takes ids to be new; the insert of a used one fails, and the careful pass compares."""
+    wang = Device(world_client, await world_login("wang.lei"))
+    thread_id = await new_thread(world_client, wang, batch_id)
+    message_id = new_id()
+    await wang.push_ok(post(wang, thread_id, message_id, "hello"))
+    response = await wang.push_ok(
+        post(wang, thread_id, message_id, "hello"),
+        post(wang, thread_id, message_id, "hello, changed"),
+        post(wang, thread_id, new_id(), "next"),
+    )
+    assert [r["status"] for r in response["results"]] == ["applied", "rejected", "applied"]
+    assert response["results"][0]["version"] == 1
+    assert response["results"][1]["error"]["code"] == "id_conflict"
+    assert [(m.thread_seq, m.body) for m in await messages_of(world_runtime, thread_id)] == [(1, "hello"), (2, "next")]

@@ -272,6 +272,14 @@ async def test_mentions_in_the_body_bring_staff_into_the_thread(world: World) ->
     assert (await history(world, "marcus.reed", thread_id))["items"][-1]["body"].startswith("@lena.fischer")
 
 
+async def test_staff_who_read_a_thread_without_being_in_it_join_it_by_posting(world: World) -> None:
+    wang, admin = await world.device("wang.lei"), await world.device("admin")
+    _, thread_id = await world.defect_thread(wang)
+    await world.push(admin, post(admin, thread_id, "admins read every thread"))
+    await world.push(wang, post(wang, thread_id, "the reporter is in it already"))
+    assert await world.participants(thread_id) == {"wang.lei": "reporter", "qa.manager": "supervisor", "admin": "author"}
+
+
 async def test_customers_mention_nobody(world: World) -> None:
     thread_id = await world.case_thread()
     gil = await world.device("gil.workshop")

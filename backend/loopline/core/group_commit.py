@@ -84,6 +84,8 @@ class GroupCommit:
     async def _write(self, lane: _Lane) -> None:
         try:
             while lane.waiting:
+                # One turn of the event loop first: requests already on their way join this group.
+                await asyncio.sleep(0)
                 group = lane.waiting[: self._max_group]
                 del lane.waiting[: self._max_group]
                 await self._commit(group)

@@ -164,7 +164,7 @@ async def _apply_one(ctx: MutationContext, mutation: Mutation) -> MutationResult
     return _result(mutation, ResultStatus.REJECTED, error=error)
 
 
-async def _apply_run(ctx: MutationContext, run: list[Mutation], *, careful: bool) -> list[MutationResult]:
+async def _apply_run(ctx: MutationContext, run: list[Mutation]) -> list[MutationResult]:
     """Apply consecutive mutations of one name: set-based when the name has a batch handler.
 
     A batch handler decides every rejection before it writes, so its run needs no savepoint:
@@ -172,7 +172,7 @@ async def _apply_run(ctx: MutationContext, run: list[Mutation], *, careful: bool
     mutation at a time, each in its own savepoint, where the culprit alone is rejected.
     """
     handler = MUTATIONS.get(run[0].name)
-    if careful or not isinstance(handler, BatchHandler):
+    if ctx.careful or not isinstance(handler, BatchHandler):
         return [await _apply_one(ctx, mutation) for mutation in run]
     outcomes = await handler.apply(ctx, [mutation.args for mutation in run])
     return [
@@ -246,8 +246,8 @@ async def _apply_push(
     new = _new_mutations(mutations, last_mid)
     new_mids = {mutation.mid for mutation in new}
     stored = await _stored_outcomes(session, client_id, [m.mid for m in mutations if m.mid not in new_mids])
-    ctx = MutationContext(session=session, uow=uow, principal=principal, client_id=client_id, now=now)
-    applied = [result for run in _runs(new) for result in await _apply_run(ctx, run, careful=careful)]
+    ctx = MutationContext(session, uow, principal, client_id, now, careful=careful)
+    applied = [result for run in _runs(new) for result in await _apply_run(ctx, run)]
     if applied:
         rows = _applied_rows(client_id, new, applied, now)
         await session.execute(insert(table_of(AppliedMutation)), rows)

@@ -44,6 +44,9 @@ class MutationContext:
     principal: Principal
     client_id: str
     now: datetime
+    # False on a push's first, optimistic attempt (see `BatchHandler`): a batch handler may then
+    # leave a check to the database's constraints, since any failure is applied again carefully.
+    careful: bool = True
 
 
 Handler = Callable[[MutationContext, dict[str, Any]], Awaitable[int | None]]
@@ -60,7 +63,7 @@ class BatchHandler:
     with a handful of statements, so a run needs no savepoint, and a round trip per
     statement kind instead of per mutation. It answers one outcome per args, in order; a
     run of one is the single-mutation path. Should it raise, the push is undone and
-    applied again one mutation at a time (see syncing/push.py).
+    applied again one mutation at a time (see syncing/push.py), with `ctx.careful` set.
     """
 
     apply: Callable[[MutationContext, list[dict[str, Any]]], Awaitable[list[Outcome]]]

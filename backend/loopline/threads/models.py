@@ -33,6 +33,11 @@ class Thread(ScopedEntity, table=True):
     def scope_keys(self) -> list[str]:
         return [thread_scope(self.id), customer_thread_scope(self.id)]
 
+    @staticmethod
+    def read_as_participant_only(principal: Principal) -> bool:
+        """Whether `read_filter` lets this user read a thread only by being its participant."""
+        return not (principal.is_admin or principal.role is Role.SUPERVISOR)
+
     @classmethod
     def read_filter(cls, principal: Principal) -> ColumnElement[bool]:
         if principal.is_admin:

@@ -64,9 +64,12 @@ async def post_messages(ctx: MutationContext, raws: list[dict[str, Any]]) -> lis
             outcomes.append(rejection)
     valid = [args for args in parsed if args is not None]
     threads = await readable_ids(ctx, Thread, (args.thread_id for args in valid))
-    stored = await ctx.session.scalars(select(Message).where(col(Message.id).in_({args.id for args in valid})))
     # What each id holds once the earlier messages of this run are in: a resend compares, never re-posts.
-    content = {message.id: (message.public_data(), message.version) for message in stored}
+    # Optimistically, ids are taken to be new: the insert of a used one fails, and the careful pass compares.
+    content: dict[str, tuple[dict[str, Any], int]] = {}
+    if ctx.careful:
+        stored = await ctx.session.scalars(select(Message).where(col(Message.id).in_({args.id for args in valid})))
+        content = {message.id: (message.public_data(), message.version) for message in stored}
     mentionable = await mentionable_users(
         ctx.session, ctx.principal, (name for args in valid for name in _mentions(args))
     )
@@ -92,15 +95,14 @@ async def post_messages(ctx: MutationContext, raws: list[dict[str, Any]]) -> lis
         for _, args in drafts
     ]
     await append_messages(ctx.uow, posts)
+    # Whoever may read a thread only as its participant is one already: only the others join as authors.
+    author = [] if Thread.read_as_participant_only(ctx.principal) else [(ctx.principal.user_id, "author")]
     await add_participants_to_threads(
         ctx.session,
         (
-            participant
+            (post.thread_id, user_id, reason)
             for post in posts
-            for participant in [
-                (post.thread_id, ctx.principal.user_id, "author"),
-                *((post.thread_id, mentioned[name].id, "mentioned") for name in post.mentions),
-            ]
+            for user_id, reason in [*author, *((mentioned[name].id, "mentioned") for name in post.mentions)]
         ),
     )
     for (index, args), post in zip(drafts, posts, strict=True):
