@@ -248,3 +248,19 @@ async def test_a_caller_that_goes_away_still_has_its_push_written(
         sent.cancel()
     await asyncio.sleep(0.1)
     assert await message(world_runtime, message_id) is not None
+
+
+async def test_a_resend_in_the_same_group_answers_with_the_outcome_of_the_first(
+    world_runtime: Runtime, world_login: Login, thread_id: str
+) -> None:
+    """A device that retries while its first push still waits: the retry is a duplicate of it."""
+    jana = await poster(world_runtime, world_login, "jana.novak")
+    message_id = new_id()
+    async with HeldWriter(world_runtime):
+        first = asyncio.ensure_future(jana.send("message.post", post(thread_id, "once", message_id)))
+        jana.mid -= 1
+        resent = asyncio.ensure_future(jana.send("message.post", post(thread_id, "once", message_id)))
+        await asyncio.sleep(0.05)
+    [applied], [duplicate] = (await first).results, (await resent).results
+    assert (applied.status, applied.version) == ("applied", 1)
+    assert (duplicate.status, duplicate.original_status, duplicate.version) == ("duplicate", "applied", 1)

@@ -332,7 +332,8 @@ AfterCommit = Callable[[list[CommittedChange]], None]
 
 def stage_rows(session: AsyncSession, table: Table, rows: list[dict[str, Any]]) -> None:
     """Write `rows` into `table` when the transaction commits, in one statement with all others
-    staged for it. For append-only bookkeeping nobody reads inside the transaction (the outbox)."""
+    staged for it. For append-only bookkeeping that is rarely read inside the transaction (the
+    outbox, applied-mutation records); a read that must see them calls `write_staged` first."""
     ctx = _context(session.sync_session)
     if ctx is None:
         raise WriteOutsideUnitOfWork("bookkeeping rows are written through UnitOfWork")
@@ -398,6 +399,14 @@ class UnitOfWork:
         self._context.explicit_events.append(
             {"entity": entity, "entity_id": entity_id, "action": action, "diff": to_jsonable(diff)}
         )
+
+    async def write_staged(self) -> None:
+        """Write the rows staged so far now (see `stage_rows`), for a read that must see them."""
+        assert self.session is not None
+        staged, self._context.staged = self._context.staged, {}
+        connection = await self.session.connection()
+        for table, rows in staged.items():
+            await connection.run_sync(insert_rows, table, rows)
 
     async def insert_rows(self, model: type[Entity], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """`insert_entities` in this unit of work."""

@@ -29,7 +29,7 @@ from loopline.core.db import table_of
 from loopline.core.errors import AppError, Conflict
 from loopline.core.group_commit import Job
 from loopline.core.runtime import Runtime
-from loopline.core.uow import UnitOfWork
+from loopline.core.uow import UnitOfWork, stage_rows
 from loopline.customer.mutations import mutations as customer_mutations
 from loopline.loop.mutations import mutations as loop_mutations
 from loopline.media.mutations import mutations as media_mutations
@@ -189,11 +189,14 @@ def _runs(mutations: list[Mutation]) -> Iterator[list[Mutation]]:
         yield list(run)
 
 
-async def _stored_outcomes(session: AsyncSession, client_id: str, mids: list[int]) -> dict[int, AppliedMutation]:
+async def _stored_outcomes(uow: UnitOfWork, client_id: str, mids: list[int]) -> dict[int, AppliedMutation]:
     if not mids:
         return {}
+    assert uow.session is not None
+    # The device's earlier push may be in this group, its outcomes still staged.
+    await uow.write_staged()
     query = select(AppliedMutation).where(AppliedMutation.client_id == client_id, col(AppliedMutation.mid).in_(mids))
-    return {applied.mid: applied for applied in await session.scalars(query)}
+    return {applied.mid: applied for applied in await uow.session.scalars(query)}
 
 
 async def push(runtime: Runtime, principal: Principal, request: PushRequest) -> PushResponse:
@@ -245,12 +248,11 @@ async def _apply_push(
     epoch = await server_epoch(session)
     new = _new_mutations(mutations, last_mid)
     new_mids = {mutation.mid for mutation in new}
-    stored = await _stored_outcomes(session, client_id, [m.mid for m in mutations if m.mid not in new_mids])
+    stored = await _stored_outcomes(uow, client_id, [m.mid for m in mutations if m.mid not in new_mids])
     ctx = MutationContext(session, uow, principal, client_id, now, careful=careful)
     applied = [result for run in _runs(new) for result in await _apply_run(ctx, run)]
     if applied:
-        rows = _applied_rows(client_id, new, applied, now)
-        await session.execute(insert(table_of(AppliedMutation)), rows)
+        stage_rows(session, table_of(AppliedMutation), _applied_rows(client_id, new, applied, now))
         last_mid = new[-1].mid
     clients = table_of(SyncClient)
     await session.execute(
