@@ -277,7 +277,11 @@ async def test_staff_who_read_a_thread_without_being_in_it_join_it_by_posting(wo
     _, thread_id = await world.defect_thread(wang)
     await world.push(admin, post(admin, thread_id, "admins read every thread"))
     await world.push(wang, post(wang, thread_id, "the reporter is in it already"))
-    assert await world.participants(thread_id) == {"wang.lei": "reporter", "qa.manager": "supervisor", "admin": "author"}
+    assert await world.participants(thread_id) == {
+        "wang.lei": "reporter",
+        "qa.manager": "supervisor",
+        "admin": "author",
+    }
 
 
 async def test_customers_mention_nobody(world: World) -> None:

@@ -66,6 +66,7 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
     import uvicorn
 
     from loopline.app import create_app
+    from loopline.realtime.ws_protocol import LiveSocketProtocol
 
     # Live sockets are pinged every 25 s; one that has not answered 35 s later (silent for up to 60 s) is dropped.
     uvicorn.run(
@@ -77,9 +78,10 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
         ws_ping_timeout=WS_PING_TIMEOUT_S,
         # Frames are small JSON; per-socket zlib state would cost more memory and CPU than it saves.
         ws_per_message_deflate=False,
-        # The lightest implementation per idle socket: the legacy "websockets" one runs tasks of its
-        # own for every socket and measured ~9 KB more each (`scripts/bench realtime`).
-        ws="websockets-sansio",
+        # uvicorn's lightest implementation per idle socket, lightened further (see ws_protocol.py):
+        # the legacy "websockets" one runs tasks of its own for every socket and measured ~9 KB more
+        # each (`scripts/bench realtime`).
+        ws=LiveSocketProtocol,
     )
 
 

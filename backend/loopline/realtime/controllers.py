@@ -42,12 +42,16 @@ async def live(socket: WebSocket[object, object, State]) -> None:
     if allowed and origin is not None and origin not in allowed.split(","):
         await socket.close(code=CLOSE_FORBIDDEN, reason="origin not allowed")
         return
-    principal = await redeem_ticket(hub.runtime, _ticket(socket))
+    state = socket.app.state
+    principal = await redeem_ticket(hub.runtime, _ticket(socket), lambda claims: state.principal_loader(state, claims))
     if principal is None:
         # Closing before accepting refuses the upgrade (HTTP 403): the client fetches a new ticket.
         await socket.close(code=CLOSE_SESSION_ENDED, reason="invalid ticket")
         return
     await socket.accept()
+    # Nothing reads a header past this point, and the scope would hold all of them for as long as
+    # the socket stays open: a browser's (cookies, user agent, …) weigh a KB or two per socket.
+    socket.scope["headers"] = []
     await serve_socket(hub, socket, principal)
 
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from typing import cast
 
 from litestar import WebSocket
 from litestar.channels import ChannelsPlugin
 from litestar.exceptions import WebSocketDisconnect
+from litestar.types import WebSocketReceiveEvent
 
 from loopline.core.access import Principal
 from loopline.core.errors import AppError
@@ -129,10 +131,12 @@ def make_hub(runtime: Runtime, channels: ChannelsPlugin, settings: HubSettings) 
 
 async def _receive(hub: Hub, connection: Connection) -> None:
     while not connection.closed:
-        try:
-            text = await connection.socket.receive_text()
-        except WebSocketDisconnect:
+        # The socket's own receive, not `receive_text`: an idle socket waits here, and each
+        # coroutine that wraps the wait stays in memory for as long as it does.
+        message = await connection.socket.receive()
+        if message["type"] == "websocket.disconnect":
             return
+        text = cast("WebSocketReceiveEvent", message).get("text") or ""
         try:
             frame = parse_client_frame(text)
         except BadFrame as exc:

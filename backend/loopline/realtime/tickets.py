@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import delete, update
 from sqlmodel import col
@@ -19,7 +21,6 @@ from sqlmodel import col
 from loopline.core.access import Principal
 from loopline.core.db import table_of
 from loopline.core.runtime import Runtime
-from loopline.people.service import load_principal
 from loopline.realtime.models import WsTicket
 
 TICKET_TTL = timedelta(minutes=1)
@@ -49,8 +50,14 @@ async def issue_ticket(runtime: Runtime, principal: Principal) -> tuple[str, dat
     return ticket, expires_at
 
 
-async def redeem_ticket(runtime: Runtime, ticket: str) -> Principal | None:
-    """The ticket's principal, once: None when it is unknown, expired, used, or its session ended."""
+async def redeem_ticket(
+    runtime: Runtime, ticket: str, load_principal: Callable[[dict[str, Any]], Awaitable[Principal | None]]
+) -> Principal | None:
+    """The ticket's principal, once: None when it is unknown, expired, used, or its session ended.
+
+    `load_principal` resolves access-token claims as the bearer authentication does: through the
+    principal cache, the socket shares the principal its ticket request just loaded instead of
+    holding a copy of its own for as long as it stays open."""
     if not ticket or len(ticket) > 100:
         return None
     now = runtime.clock.now()
@@ -70,4 +77,4 @@ async def redeem_ticket(runtime: Runtime, ticket: str) -> Principal | None:
         ).first()
     if redeemed is None:
         return None
-    return await load_principal(runtime, {"sub": redeemed.user_id, "sid": redeemed.session_id})
+    return await load_principal({"sub": redeemed.user_id, "sid": redeemed.session_id})

@@ -1,0 +1,178 @@
+"""uvicorn's sans-I/O WebSocket protocol, holding less per socket (`loopline serve` uses it).
+
+A server keeps thousands of live sockets open, nearly all of them idle, and each holds its
+uvicorn protocol object for as long as it stays open (issue 5: under 30 KB of server memory
+per idle socket). uvicorn's `WebSocketsSansIOProtocol` keeps, per socket, more than it needs
+once the socket is open:
+
+- an `asyncio.Queue` for received messages and an `asyncio.Event` for write backpressure:
+  four deques between them (the queue's three and its own `Event`'s), each allocating a
+  64-slot block up front, for a queue that holds a message or two at most;
+- the handshake request and response with their parsed headers, needed only until the
+  socket is accepted (`websockets` even keeps the request as a local of its parser, which
+  lives as long as the socket);
+- some forty instance attributes, more than an instance dict shares its keys for, so every
+  socket carries a whole dict of its own.
+
+`LiveSocketProtocol` changes only where that state lives, not what uvicorn does with it:
+uvicorn's code still runs the handshake, the close handshake, the keepalive pings and the
+read and write backpressure. Its queue and event become `_Inbox` and `_Writable`, which
+offer the few methods uvicorn calls on them; the handshake's headers are let go once
+accepted; the attributes live in slots.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any, cast
+
+from uvicorn._types import ASGIReceiveEvent, ASGISendEvent
+from uvicorn.config import Config
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from uvicorn.server import ServerState
+from websockets.http11 import Request
+
+
+class _Inbox:
+    """The received messages waiting for the app: what uvicorn uses of `asyncio.Queue`
+    (`put_nowait`, `get`, `empty`), on lists. Unbounded, as uvicorn's queue is: reading from
+    the transport pauses while a message waits, which bounds it."""
+
+    __slots__ = ("_getters", "_messages")
+
+    def __init__(self) -> None:
+        self._messages: list[ASGIReceiveEvent] = []
+        self._getters: list[asyncio.Future[None]] = []
+
+    def empty(self) -> bool:
+        return not self._messages
+
+    def put_nowait(self, message: ASGIReceiveEvent) -> None:
+        self._messages.append(message)
+        self._wake_one()
+
+    async def get(self) -> ASGIReceiveEvent:
+        # As `asyncio.Queue.get`: a getter cancelled after it was woken passes the wake-up on.
+        while not self._messages:
+            getter = asyncio.get_running_loop().create_future()
+            self._getters.append(getter)
+            try:
+                await getter
+            except BaseException:
+                getter.cancel()
+                with contextlib.suppress(ValueError):
+                    self._getters.remove(getter)
+                if self._messages and not getter.cancelled():
+                    self._wake_one()
+                raise
+        return self._messages.pop(0)
+
+    def _wake_one(self) -> None:
+        while self._getters:
+            getter = self._getters.pop(0)
+            if not getter.done():
+                getter.set_result(None)
+                return
+
+
+class _Writable:
+    """Whether the transport takes more writes: what uvicorn uses of `asyncio.Event` (`set`,
+    `clear`, `wait`), with waiters only while its write buffer is full."""
+
+    __slots__ = ("_set", "_waiters")
+
+    def __init__(self) -> None:
+        self._set = True
+        self._waiters: list[asyncio.Future[None]] | None = None
+
+    def set(self) -> None:
+        self._set = True
+        waiters, self._waiters = self._waiters, None
+        for waiter in waiters or ():
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def clear(self) -> None:
+        self._set = False
+
+    async def wait(self) -> None:
+        if self._set:
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        if self._waiters is None:
+            self._waiters = []
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        finally:
+            if self._waiters is not None:
+                with contextlib.suppress(ValueError):
+                    self._waiters.remove(waiter)
+
+
+class LiveSocketProtocol(WebSocketsSansIOProtocol):
+    # Every attribute uvicorn's protocol sets, so that none goes into an instance dict
+    # (tests/test_realtime_ws_protocol.py fails when a new uvicorn sets one more).
+    __slots__ = (
+        "app",
+        "app_state",
+        "asgi_version",
+        "client",
+        "close_sent",
+        "close_timeout",
+        "close_timer",
+        "config",
+        "conn",
+        "connections",
+        "curr_msg_data_type",
+        "default_headers",
+        "disconnected",
+        "frames",
+        "handshake_complete",
+        "handshake_initiated",
+        "initial_response",
+        "last_ping_rtt",
+        "logger",
+        "loop",
+        "pending_ping_payload",
+        "ping_interval",
+        "ping_sent_at",
+        "ping_timeout",
+        "ping_timer",
+        "pong_timer",
+        "queue",
+        "read_paused",
+        "request",
+        "response",
+        "root_path",
+        "scheme",
+        "scope",
+        "server",
+        "tasks",
+        "transport",
+        "writable",
+    )
+
+    def __init__(
+        self,
+        config: Config,
+        server_state: ServerState,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        # uvicorn calls only the methods these two offer.
+        self.queue = cast("asyncio.Queue[ASGIReceiveEvent]", _Inbox())
+        self.writable = cast(asyncio.Event, _Writable())
+
+    def handle_connect(self, event: Request) -> None:
+        super().handle_connect(event)
+        # The scope has its own copy of the headers; `websockets`' parser keeps the request.
+        event.headers.clear()
+        del self.request
+
+    async def send(self, message: ASGISendEvent) -> None:
+        await super().send(message)
+        if message["type"] == "websocket.accept" and self.handshake_complete:
+            del self.response
