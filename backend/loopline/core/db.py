@@ -100,11 +100,16 @@ def _driver_insert(
     return str(compiled), columns, processors
 
 
+READER_THREADS = 2
+# SQLite's default is 2,000 KiB per connection.
+READER_CACHE_KIB = 512
+
+
 def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
 
 
-def _configure_sqlite(engine: AsyncEngine, settings: Settings, begin: str) -> None:
+def _configure_sqlite(engine: AsyncEngine, settings: Settings, begin: str, *, cache_kib: int | None = None) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         if dbapi_connection.isolation_level is not None:
@@ -118,6 +123,8 @@ def _configure_sqlite(engine: AsyncEngine, settings: Settings, begin: str) -> No
         cursor.execute(f"PRAGMA synchronous={settings.sqlite_synchronous}")
         cursor.execute(f"PRAGMA busy_timeout={int(settings.sqlite_busy_timeout_ms)}")
         cursor.execute("PRAGMA foreign_keys=ON")
+        if cache_kib is not None:
+            cursor.execute(f"PRAGMA cache_size=-{cache_kib}")
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")
@@ -140,8 +147,19 @@ def create_engine_for(settings: Settings, *, writer: bool = True, inline: bool =
                 json_serializer=json_text,
             )
         else:
-            engine = create_async_engine(url, connect_args={"timeout": timeout_s}, json_serializer=json_text)
-        _configure_sqlite(engine, settings, "BEGIN IMMEDIATE" if writer else "BEGIN")
+            # Each aiosqlite connection is a thread of its own, with a malloc arena and a page cache
+            # that grow to megabytes under a burst of reads (a thousand sockets' first syncs). More
+            # threads than this buy nothing on a GIL-bound process: a read waits for one instead.
+            engine = create_async_engine(
+                url,
+                connect_args={"timeout": timeout_s},
+                json_serializer=json_text,
+                pool_size=READER_THREADS,
+                max_overflow=0,
+            )
+        # Readers keep a small page cache of their own: the operating system caches the file for all of them.
+        reader_cache = None if writer else READER_CACHE_KIB
+        _configure_sqlite(engine, settings, "BEGIN IMMEDIATE" if writer else "BEGIN", cache_kib=reader_cache)
         return engine
     return create_async_engine(url, pool_pre_ping=True, json_serializer=json_text)
 

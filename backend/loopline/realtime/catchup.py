@@ -138,16 +138,11 @@ async def _send_rows(connection: Connection, rows: Iterator[TailRow]) -> None:
 async def _through_pull(hub: Hub, connection: Connection, cursor: str | None) -> int:
     for _ in range(MAX_ROUNDS):
         while True:
-            page = await pull(
-                hub.runtime,
-                connection.principal,
-                PullRequest(
-                    client_id=connection.client_id,
-                    schema_version=connection.schema_version,
-                    cursor=cursor,
-                    limit=PAGE,
-                ),
+            request = PullRequest(
+                client_id=connection.client_id, schema_version=connection.schema_version, cursor=cursor, limit=PAGE
             )
+            async with hub.pull_gate:
+                page = await pull(hub.runtime, connection.principal, request)
             if not page.has_more and hub.runtime.settings.injects("ws_pause_before_first_frame"):
                 # The race test's window: subscribed and read, nothing sent yet; a write lands here.
                 await asyncio.sleep(2.0)

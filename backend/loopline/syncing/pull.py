@@ -55,6 +55,11 @@ def _change(row: Any) -> Change:
     )
 
 
+# Made once: an alias made per page is a cycle of a few hundred objects left for the collector.
+_NEWER = aliased(ChangeLog)
+_LATER = aliased(ChangeLog)
+
+
 def _latest_rows(scopes: frozenset[str] | None, *, up_to: int, after: int, limit: int) -> Select[Any]:
     """Each entity's newest readable log row up to `up_to`, if it is a put: the state at that seq.
 
@@ -67,8 +72,7 @@ def _latest_rows(scopes: frozenset[str] | None, *, up_to: int, after: int, limit
     so that the planner walks the seq index rather than collecting and sorting every
     readable row for each page.
     """
-    newer = aliased(ChangeLog)
-    later = aliased(ChangeLog)
+    newer, later = _NEWER, _LATER
     superseded = exists(
         select(col(newer.seq)).where(
             col(newer.entity_id) == ChangeLog.entity_id,
