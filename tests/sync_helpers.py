@@ -108,3 +108,35 @@ async def principal_of_token(runtime: Runtime, token: str) -> Principal:
     principal = await load_principal(runtime, jwt.decode(token, options={"verify_signature": False}))
     assert principal is not None
     return principal
+
+
+LOT_018 = "CN-SZ-L2-2406-018"
+
+
+async def batch_of_lot_018(client: AsyncTestClient[Any], headers: dict[str, str]) -> str:
+    """The demo world's batch of lot 018 (Suzhou, line 2), where a defect may be reported."""
+    batches = (await client.get("/api/v1/batches", headers=headers, params={"limit": 500})).json()["items"]
+    batch_id: str = next(b["id"] for b in batches if b["lot_no"] == LOT_018)
+    return batch_id
+
+
+async def new_thread(client: AsyncTestClient[Any], reporter: Device, batch_id: str) -> str:
+    """A fresh defect and its thread, so each test posts where nobody else does."""
+    defect_id = new_id()
+    await reporter.push_ok(
+        reporter.mutation(
+            "defect.report",
+            {
+                "id": defect_id,
+                "batch_id": batch_id,
+                "defect_code": "CC-THIN",
+                "severity": "minor",
+                "captured_at": "2024-06-17T08:12:00Z",
+            },
+        )
+    )
+    threads = await client.get(
+        "/api/v1/threads", headers=reporter.headers, params={"subject_type": "defect", "subject_id": defect_id}
+    )
+    thread_id: str = threads.json()["items"][0]["thread"]["id"]
+    return thread_id

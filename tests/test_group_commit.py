@@ -29,9 +29,7 @@ from loopline.threads.models import Message
 from loopline_sync import SCHEMA_VERSION
 from loopline_sync.protocol import PushRequest, PushResponse
 from tests.conftest import Login
-from tests.sync_helpers import Device, new_id, principal_of_token
-
-LOT_018 = "CN-SZ-L2-2406-018"
+from tests.sync_helpers import Device, batch_of_lot_018, new_id, new_thread, principal_of_token
 
 
 class HeldWriter:
@@ -83,25 +81,7 @@ async def poster(runtime: Runtime, login: Login, username: str) -> Poster:
 async def thread_id(world_client: AsyncTestClient[Any], world_login: Login) -> str:
     """A defect's thread in which wang.lei mentioned jana.novak and lena.fischer: all three post there."""
     wang = Device(world_client, await world_login("wang.lei"))
-    batches = (await world_client.get("/api/v1/batches", headers=wang.headers, params={"limit": 500})).json()
-    batch_id = next(b["id"] for b in batches["items"] if b["lot_no"] == LOT_018)
-    defect_id = new_id()
-    await wang.push_ok(
-        wang.mutation(
-            "defect.report",
-            {
-                "id": defect_id,
-                "batch_id": batch_id,
-                "defect_code": "CC-THIN",
-                "severity": "minor",
-                "captured_at": "2024-06-17T08:12:00Z",
-            },
-        )
-    )
-    threads = await world_client.get(
-        "/api/v1/threads", headers=wang.headers, params={"subject_type": "defect", "subject_id": defect_id}
-    )
-    thread: str = threads.json()["items"][0]["thread"]["id"]
+    thread = await new_thread(world_client, wang, await batch_of_lot_018(world_client, wang.headers))
     body = "@jana.novak @lena.fischer please look"
     await wang.push_ok(wang.mutation("message.post", {"id": new_id(), "thread_id": thread, "body": body}))
     return thread

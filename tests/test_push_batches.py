@@ -18,38 +18,12 @@ from loopline.core.changelog import ChangeLog
 from loopline.core.runtime import Runtime
 from loopline.threads.models import Message, ThreadCounter
 from tests.conftest import Login
-from tests.sync_helpers import Device, new_id, principal_of_token, server_state
-
-LOT_018 = "CN-SZ-L2-2406-018"
+from tests.sync_helpers import Device, batch_of_lot_018, new_id, new_thread, principal_of_token, server_state
 
 
 @pytest.fixture(scope="module")
 async def batch_id(world_client: AsyncTestClient[Any], world_login: Login) -> str:
-    admin = await world_login("admin")
-    batches = (await world_client.get("/api/v1/batches", headers=admin, params={"limit": 500})).json()["items"]
-    return next(b["id"] for b in batches if b["lot_no"] == LOT_018)
-
-
-async def new_thread(client: AsyncTestClient[Any], wang: Device, batch_id: str) -> str:
-    """A fresh defect and its thread, so each test posts where nobody else does."""
-    defect_id = new_id()
-    await wang.push_ok(
-        wang.mutation(
-            "defect.report",
-            {
-                "id": defect_id,
-                "batch_id": batch_id,
-                "defect_code": "CC-THIN",
-                "severity": "minor",
-                "captured_at": "2024-06-17T08:12:00Z",
-            },
-        )
-    )
-    threads = await client.get(
-        "/api/v1/threads", headers=wang.headers, params={"subject_type": "defect", "subject_id": defect_id}
-    )
-    thread_id: str = threads.json()["items"][0]["thread"]["id"]
-    return thread_id
+    return await batch_of_lot_018(world_client, await world_login("admin"))
 
 
 def post(wang: Device, thread_id: str, message_id: str, body: str, **extra: Any) -> dict[str, Any]:
