@@ -65,8 +65,8 @@ class GroupCommit:
         self._unit_of_work = unit_of_work
         self._max_group = max_group
         self._lanes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Lane] = weakref.WeakKeyDictionary()
+        # Transactions run, for tests and diagnostics.
         self.groups = 0
-        self.requests = 0
 
     async def run(self, actor: str, command: str | None, job: Job[T]) -> T:
         """`job`'s result once its group has committed; its exception if it raised."""
@@ -98,7 +98,6 @@ class GroupCommit:
 
     async def _commit(self, group: list[_Request[Any]]) -> None:
         self.groups += 1
-        self.requests += len(group)
         outcomes: list[_Outcome] = []
         uow = self._unit_of_work(actor=group[0].actor, command=group[0].command)
         try:

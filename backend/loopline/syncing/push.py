@@ -189,14 +189,15 @@ def _runs(mutations: list[Mutation]) -> Iterator[list[Mutation]]:
         yield list(run)
 
 
-async def _stored_outcomes(uow: UnitOfWork, client_id: str, mids: list[int]) -> dict[int, AppliedMutation]:
+async def _stored_outcomes(
+    uow: UnitOfWork, session: AsyncSession, client_id: str, mids: list[int]
+) -> dict[int, AppliedMutation]:
     if not mids:
         return {}
-    assert uow.session is not None
     # The device's earlier push may be in this group, its outcomes still staged.
     await uow.write_staged()
     query = select(AppliedMutation).where(AppliedMutation.client_id == client_id, col(AppliedMutation.mid).in_(mids))
-    return {applied.mid: applied for applied in await uow.session.scalars(query)}
+    return {applied.mid: applied for applied in await session.scalars(query)}
 
 
 async def push(runtime: Runtime, principal: Principal, request: PushRequest) -> PushResponse:
@@ -248,7 +249,7 @@ async def _apply_push(
     epoch = await server_epoch(session)
     new = _new_mutations(mutations, last_mid)
     new_mids = {mutation.mid for mutation in new}
-    stored = await _stored_outcomes(uow, client_id, [m.mid for m in mutations if m.mid not in new_mids])
+    stored = await _stored_outcomes(uow, session, client_id, [m.mid for m in mutations if m.mid not in new_mids])
     ctx = MutationContext(session, uow, principal, client_id, now, careful=careful)
     applied = [result for run in _runs(new) for result in await _apply_run(ctx, run)]
     if applied:
