@@ -250,6 +250,11 @@ def _refuse_bulk_dml(state: ORMExecuteState) -> None:
         raise WriteOutsideUnitOfWork("bulk DML on entity tables would bypass the change log")
 
 
+# Built once: every commit runs them, and building them costs more than running them.
+_LAST_LOG_SEQ = select(func.max(ChangeLog.seq))
+_AUDIT_HEAD = select(col(AuditEvent.seq), col(AuditEvent.hash)).order_by(col(AuditEvent.seq).desc()).limit(1)
+
+
 @event.listens_for(Session, "before_commit")
 def _append_log_and_audit(session: Session) -> None:
     ctx = _context(session)
@@ -267,7 +272,7 @@ def _append_log_and_audit(session: Session) -> None:
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CHANGE_LOG_LOCK})
     now = ctx.clock.now()
 
-    next_seq = (session.execute(select(func.max(ChangeLog.seq))).scalar() or 0) + 1
+    next_seq = (session.execute(_LAST_LOG_SEQ).scalar() or 0) + 1
     log_rows: list[dict[str, Any]] = []
     for change in ctx.logged.values():
         entity_type, entity_id = change.model.__entity__, change.entity_id
@@ -310,9 +315,7 @@ def _append_log_and_audit(session: Session) -> None:
         for r in log_rows
     )
 
-    last = session.execute(
-        select(col(AuditEvent.seq), col(AuditEvent.hash)).order_by(col(AuditEvent.seq).desc()).limit(1)
-    ).first()
+    last = session.execute(_AUDIT_HEAD).first()
     seq, prev_hash = (last[0], last[1]) if last else (0, GENESIS_HASH)
     audit_rows = []
     # Sealed as the text it encodes to, made once: the same bytes, without a call per event.

@@ -7,8 +7,10 @@ its read model (keeping its outbox) instead of trusting a cursor from a lost fut
 
 from __future__ import annotations
 
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from loopline.core.db import table_of
 from loopline.core.ids import new_id
 from loopline.syncing.models import ServerMeta
 
@@ -16,9 +18,14 @@ EPOCH = "epoch"
 COMPACTION_HORIZON = "compaction_horizon_seq"
 
 
+_meta = table_of(ServerMeta).c
+# Every push reads the epoch: a statement built once and a Core read cost a tenth of an ORM `get`.
+_VALUE_OF = select(_meta.value).where(_meta.key == bindparam("key"))
+
+
 async def read_meta(session: AsyncSession, key: str) -> str | None:
-    row = await session.get(ServerMeta, key)
-    return row.value if row else None
+    value: str | None = await session.scalar(_VALUE_OF, {"key": key})
+    return value
 
 
 async def server_epoch(session: AsyncSession) -> str:

@@ -19,7 +19,7 @@ from datetime import datetime
 from itertools import groupby
 from typing import Any
 
-from sqlalchemy import insert, update
+from sqlalchemy import bindparam, insert, update
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
@@ -102,21 +102,28 @@ async def bind_client(session: AsyncSession, client_id: str, principal: Principa
     return client
 
 
+_clients = table_of(SyncClient).c
+# Statements every push runs, built once: building one costs more than SQLite running it.
+_CLAIM = select(_clients.user_id, _clients.last_mid).where(_clients.client_id == bindparam("client_id"))
+_CLAIM_LOCKED = _CLAIM.with_for_update()
+_NEW_CLIENT = insert(table_of(SyncClient)).values(scope_sets={})
+_RECORD_PUSH = (
+    update(table_of(SyncClient))
+    .where(_clients.client_id == bindparam("client"))
+    .values(last_mid=bindparam("last_mid"), last_push_at=bindparam("now"))
+)
+
+
 async def _claim_client(session: AsyncSession, client_id: str, principal: Principal, now: datetime) -> int:
     """`bind_client` for a push: the client's `last_mid`, with Core statements rather than an ORM object.
 
     Every push pays for this; a loaded, tracked and flushed `SyncClient` costs several
     times the two statements.
     """
-    clients = table_of(SyncClient)
-    query = select(clients.c.user_id, clients.c.last_mid).where(clients.c.client_id == client_id)
-    if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update()
-    row = (await session.execute(query)).first()
+    locked = session.get_bind().dialect.name == "postgresql"
+    row = (await session.execute(_CLAIM_LOCKED if locked else _CLAIM, {"client_id": client_id})).first()
     if row is None:
-        await session.execute(
-            insert(clients).values(client_id=client_id, user_id=principal.user_id, created_at=now, scope_sets={})
-        )
+        await session.execute(_NEW_CLIENT, {"client_id": client_id, "user_id": principal.user_id, "created_at": now})
         return 0
     _check_owner(row.user_id, principal)
     return int(row.last_mid)
@@ -255,10 +262,7 @@ async def _apply_push(
     if applied:
         stage_rows(session, table_of(AppliedMutation), _applied_rows(client_id, new, applied, now))
         last_mid = new[-1].mid
-    clients = table_of(SyncClient)
-    await session.execute(
-        update(clients).where(clients.c.client_id == client_id).values(last_mid=last_mid, last_push_at=now)
-    )
+    await session.execute(_RECORD_PUSH, {"client": client_id, "last_mid": last_mid, "now": now})
     return PushResponse(
         client_id=client_id,
         server_epoch=epoch,

@@ -9,14 +9,17 @@ and moves on; anything transient propagates and fails the whole push with 503.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
+from sqlalchemy import BindParameter, bindparam
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from loopline.core.access import Principal, ScopedEntity
 from loopline.core.uow import UnitOfWork
@@ -82,8 +85,15 @@ async def readable_ids(ctx: MutationContext, model: type[ScopedEntity], entity_i
     wanted = set(entity_ids)
     if not wanted:
         return set()
-    query = select(col(model.id)).where(col(model.id).in_(wanted), model.read_filter(ctx.principal))
-    return set(await ctx.session.scalars(query))
+    return set(await ctx.session.scalars(_readable_ids_query(model, ctx.principal), {"ids": list(wanted)}))
+
+
+@functools.lru_cache(maxsize=1024)
+def _readable_ids_query(model: type[ScopedEntity], principal: Principal) -> SelectOfScalar[str]:
+    """Built once per user session: every post checks its thread, and building the access
+    filter costs more than running it."""
+    ids: BindParameter[list[str]] = bindparam("ids", expanding=True)
+    return select(col(model.id)).where(col(model.id).in_(ids), model.read_filter(principal))
 
 
 def not_found(model: type[ScopedEntity], entity_id: str | None) -> MutationRejected:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from pydantic import BaseModel
-from sqlalchemy import ColumnElement, Subquery, and_, case, func, insert, or_, update
+from sqlalchemy import ColumnElement, Subquery, and_, bindparam, func, insert, or_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlmodel import col, select
@@ -168,6 +168,16 @@ async def mentionable_users(session: AsyncSession, author: Principal, usernames:
     return list(await session.scalars(query))
 
 
+_counters = table_of(ThreadCounter).c
+# Built once: every post runs it, and building it costs more than running it.
+_RESERVE_SEQS = (
+    update(table_of(ThreadCounter))
+    .where(_counters.thread_id == bindparam("thread"))
+    .values(last_seq=_counters.last_seq + bindparam("count"))
+    .returning(_counters.last_seq)
+)
+
+
 @dataclass(frozen=True)
 class MessageDraft:
     id: str
@@ -184,18 +194,16 @@ async def append_messages(uow: UnitOfWork, drafts: Sequence[MessageDraft]) -> li
     per_thread = Counter(draft.thread_id for draft in drafts)
     if not per_thread:
         return []
-    counters = table_of(ThreadCounter).c
-    # One statement reserves the numbers: the row locks it takes (PostgreSQL; SQLite holds the
-    # database's write lock already) mean concurrent posts to a thread never share one.
-    reserved = await uow.session.execute(
-        update(table_of(ThreadCounter))
-        .where(counters.thread_id.in_(per_thread))
-        .values(last_seq=counters.last_seq + case(per_thread, value=counters.thread_id))
-        .returning(counters.thread_id, counters.last_seq)
-    )
-    next_seq = {thread_id: last_seq - per_thread[thread_id] + 1 for thread_id, last_seq in reserved.all()}
-    if uncounted := per_thread.keys() - next_seq.keys():
-        raise LookupError(f"threads without a counter: {sorted(uncounted)}")
+    # Reserving the numbers takes the counters' row locks (PostgreSQL; SQLite holds the database's
+    # write lock already), so concurrent posts to a thread never share one; in one order, so two
+    # transactions never wait for each other's.
+    next_seq = {}
+    for thread_id in sorted(per_thread):
+        count = per_thread[thread_id]
+        last_seq = await uow.session.scalar(_RESERVE_SEQS, {"thread": thread_id, "count": count})
+        if last_seq is None:
+            raise LookupError(f"thread without a counter: {thread_id}")
+        next_seq[thread_id] = last_seq - count + 1
     rows, seqs = [], []
     for draft in drafts:
         seqs.append(next_seq[draft.thread_id])
