@@ -6,11 +6,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import jwt
+import pytest
 from litestar.testing import AsyncTestClient
 
 from loopline.app import create_app
 from loopline.core.access import Role
-from loopline.core.auth import issue_access_token
+from loopline.core.auth import NotAuthenticated, VerifiedTokens, issue_access_token
 from loopline.core.clock import FrozenClock
 from loopline.core.db import Database
 from loopline.core.runtime import Runtime
@@ -71,6 +72,25 @@ async def test_an_expired_access_token_is_refused_with_its_own_code(
     # The session itself is alive: the refresh token still works.
     refreshed = await client.post("/api/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
     assert refreshed.status_code == 200
+
+
+def test_a_verified_token_is_refused_from_the_second_it_expires_and_a_forged_one_is_never_taken() -> None:
+    secret = "a-secret-of-thirty-two-bytes-at-least"
+    issued_at = datetime.now(UTC).replace(microsecond=0)
+    token = issue_access_token(secret=secret, user_id="u1", session_id="s1", now=issued_at, ttl_s=60)
+    now = [issued_at.timestamp()]
+    tokens = VerifiedTokens(secret, now=lambda: now[0])
+    assert tokens.claims(token)["sub"] == "u1"
+    now[0] += 59
+    assert tokens.claims(token)["sid"] == "s1"  # from the cache: the signature is not checked again
+    now[0] += 1
+    with pytest.raises(NotAuthenticated) as expired:
+        tokens.claims(token)
+    assert expired.value.code == "token_expired"
+    other_key = issue_access_token(secret="x" * 40, user_id="u1", session_id="s1", now=issued_at, ttl_s=60)
+    with pytest.raises(NotAuthenticated) as forged:
+        tokens.claims(other_key)
+    assert forged.value.code == "invalid_token"
 
 
 async def test_refresh_rotates_and_reuse_of_an_old_token_ends_the_session(client: AsyncTestClient[Any]) -> None:

@@ -26,6 +26,7 @@ from loopline.core.settings import Settings
 from loopline.realtime.connection import Connection
 from loopline.realtime.frames import CLOSE_TOO_SLOW
 from loopline.realtime.models import WsTicket
+from loopline.realtime.ws_protocol import SEND_NOWAIT
 from loopline.threads.service import add_participants_to_threads
 from tests.live_helpers import Live, StalledSocket, User, new_id
 from tests.support import demo_world, running_server
@@ -237,14 +238,27 @@ async def test_typing_reaches_staff_in_the_thread_and_presence_follows_the_socke
 
 
 class StandInSocket:
-    """What a connection sends and how it closes; `gate` cleared makes every send stall."""
+    """What a connection sends and how it closes; `gate` cleared makes every send stall.
 
-    def __init__(self) -> None:
+    With `nowait`, it offers the server's write-at-once extension, as `loopline serve` does,
+    taking frames at once while `gate` is set and `nowait_room` holds."""
+
+    def __init__(self, *, nowait: bool = False) -> None:
         self.sent: list[bytes] = []
+        self.written_at_once: list[bytes] = []
         self.closed_with: tuple[int, str] | None = None
         self.gate = asyncio.Event()
         self.gate.set()
         self.fail = False
+        self.nowait_room = True
+        self.scope: dict[str, Any] = {"extensions": {SEND_NOWAIT: {"send_text": self._send_nowait}} if nowait else {}}
+
+    def _send_nowait(self, data: bytes) -> bool:
+        if not (self.gate.is_set() and self.nowait_room):
+            return False
+        self.sent.append(data)
+        self.written_at_once.append(data)
+        return True
 
     async def send_text(self, data: bytes) -> None:
         await self.gate.wait()
@@ -288,6 +302,24 @@ async def test_frames_go_out_in_order_and_an_idle_connection_keeps_no_sender() -
     connection.enqueue(b"3")
     await settled()
     assert socket.sent == [b"0", b"1", b"2", b"3"]
+    assert connection._sender is None
+
+
+async def test_frames_are_written_at_once_while_the_socket_takes_them_and_queued_behind_a_waiting_one() -> None:
+    socket = StandInSocket(nowait=True)
+    connection = connection_on(socket)
+    connection.enqueue(b"0")
+    assert socket.sent == [b"0"]  # written before the event loop ran once: no sender task
+    assert connection._sender is None
+    socket.nowait_room = False  # the transport is above its high-water mark
+    connection.enqueue(b"1")
+    socket.nowait_room = True
+    connection.enqueue(b"2")  # must not overtake the queued one
+    assert socket.sent == [b"0"]
+    await settled()
+    connection.enqueue(b"3")
+    assert socket.sent == [b"0", b"1", b"2", b"3"]
+    assert socket.written_at_once == [b"0", b"3"]
     assert connection._sender is None
 
 

@@ -23,7 +23,7 @@ from click.testing import CliRunner
 from websockets.exceptions import ConnectionClosed, ConnectionClosedError
 
 from loopline import cli
-from loopline.realtime.ws_protocol import LiveSocketProtocol, _Inbox, _Writable
+from loopline.realtime.ws_protocol import SEND_NOWAIT, LiveSocketProtocol, _Inbox, _Writable
 from tests.support import free_port
 
 pytestmark = pytest.mark.timeout(60)
@@ -194,6 +194,24 @@ async def test_a_send_waits_while_the_transport_is_full_and_goes_on_when_it_drai
             await asyncio.wait_for(client.recv(), timeout=0.3)
         protocol.resume_writing()
         assert await asyncio.wait_for(client.recv(), timeout=5) == "later"
+
+
+async def test_the_app_writes_at_once_only_while_the_socket_is_open_and_takes_writes() -> None:
+    async with serving() as served:
+        client = await websockets.connect(served.url)
+        await client.send("ping")
+        assert await client.recv() == "echo ping"
+        protocol = await served.only_protocol()
+        send_now: Any = protocol.scope["extensions"][SEND_NOWAIT]["send_text"]
+        assert send_now(b"at once")
+        assert await asyncio.wait_for(client.recv(), timeout=5) == "at once"
+        protocol.pause_writing()
+        assert not send_now(b"never written")
+        protocol.resume_writing()
+        assert send_now(b"after the drain")
+        assert await asyncio.wait_for(client.recv(), timeout=5) == "after the drain"
+        await client.close()
+        await eventually(lambda: not send_now(b"after the close"))
 
 
 async def test_a_send_waiting_for_room_is_released_when_the_peer_goes_away() -> None:

@@ -24,7 +24,7 @@ from loopline.catalog.controllers import controllers as catalog_controllers
 from loopline.compliance.controllers import controllers as compliance_controllers
 from loopline.core.access import Principal
 from loopline.core.api import dependencies
-from loopline.core.auth import BearerAuthMiddleware, PrincipalCache
+from loopline.core.auth import BearerAuthMiddleware, PrincipalCache, VerifiedTokens
 from loopline.core.changelog import ChangeLog
 from loopline.core.clock import Clock
 from loopline.core.db import Database, is_sqlite, table_of
@@ -172,6 +172,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
                 "runtime": runtime,
                 "settings": settings,
                 "principal_loader": principal_loader,
+                "verified_tokens": VerifiedTokens(settings.secret_key),
                 "blobs": blobs,
                 "loop_lag": loop_lag,
                 "hub": hub,

@@ -12,7 +12,7 @@ import binascii
 import hashlib
 import json
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Literal
 
 Phase = Literal["snapshot", "log"]
@@ -33,7 +33,8 @@ class Cursor:
     scope_hash: str
 
     def encode(self) -> str:
-        raw = json.dumps(asdict(self), separators=(",", ":"), sort_keys=True).encode()
+        # Every live frame carries one: the instance's own fields, which `asdict` would copy deeply.
+        raw = json.dumps(vars(self), separators=(",", ":"), sort_keys=True).encode()
         return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
     @classmethod

@@ -16,6 +16,7 @@ application uses it where one process serves.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -46,6 +47,10 @@ class NotAuthenticated(AppError):
         super().__init__(code, message, status_code=401, headers={"WWW-Authenticate": "Bearer"})
 
 
+def _token_expired() -> NotAuthenticated:
+    return NotAuthenticated("token_expired", "The access token has expired; refresh it.")
+
+
 def issue_access_token(*, secret: str, user_id: str, session_id: str, now: datetime, ttl_s: int) -> str:
     claims = {
         "sub": user_id,
@@ -63,9 +68,38 @@ def decode_access_token(token: str, *, secret: str) -> dict[str, Any]:
             token, secret, algorithms=[ALGORITHM], audience=AUDIENCE, options={"require": ["exp", "sub", "sid"]}
         )
     except jwt.ExpiredSignatureError as exc:
-        raise NotAuthenticated("token_expired", "The access token has expired; refresh it.") from exc
+        raise _token_expired() from exc
     except jwt.PyJWTError as exc:
         raise NotAuthenticated("invalid_token", "The access token is not valid.") from exc
+
+
+class VerifiedTokens:
+    """The claims of access tokens whose signature was checked, until each expires.
+
+    A device sends the same token with every request for its lifetime; checking its
+    signature and claims again cost more than the rest of a request's authentication once
+    its principal is cached. A token's expiry is still checked on every use.
+    """
+
+    def __init__(self, secret: str, *, capacity: int = 10_000, now: Callable[[], float] = time.time) -> None:
+        self._secret = secret
+        self._capacity = capacity
+        self._now = now
+        self._claims: dict[str, dict[str, Any]] = {}
+
+    def claims(self, token: str) -> dict[str, Any]:
+        """The token's claims (not to be changed); `NotAuthenticated` when it is not valid."""
+        claims = self._claims.get(token)
+        if claims is not None:
+            if self._now() < claims["exp"]:
+                return claims
+            del self._claims[token]
+            raise _token_expired()
+        claims = decode_access_token(token, secret=self._secret)
+        if len(self._claims) >= self._capacity:
+            self._claims.clear()  # that many tokens in use at once is rare; no need to track age
+        self._claims[token] = claims
+        return claims
 
 
 @dataclass(frozen=True)
@@ -156,7 +190,7 @@ class BearerAuthMiddleware(AbstractAuthenticationMiddleware):
         if scheme.lower() != "bearer" or not token:
             raise NotAuthenticated()
         state = connection.app.state
-        claims = decode_access_token(token.strip(), secret=state.settings.secret_key)
+        claims = state.verified_tokens.claims(token.strip())
         principal = await state.principal_loader(state, claims)
         if principal is None:
             raise NotAuthenticated("session_ended", "This session has ended; sign in again.")

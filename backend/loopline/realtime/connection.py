@@ -8,13 +8,20 @@ cursor — so one stalled tablet never slows delivery to the others.
 Most sockets sit idle most of the time, and a server holds thousands of them, so an idle
 one holds no task and no event, only an empty list: the sender runs only while frames
 wait, and catch-up gets an event to wait on only while the queue is full.
+
+A frame for a socket with nothing queued that can take it at once is written at once,
+without a sender task, when the server offers that (`loopline serve` does: see
+ws_protocol.py); a sender would cost several times the write, for every participant of
+every message.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from litestar import WebSocket
 
@@ -22,6 +29,7 @@ from loopline.core.access import Principal
 from loopline.core.entity import customer_thread_scope, thread_scope
 from loopline.realtime.frames import CLOSE_TOO_SLOW, changes_frame
 from loopline.realtime.tail import TailRow
+from loopline.realtime.ws_protocol import SEND_NOWAIT
 from loopline.syncing.pull import ALL_SCOPES
 from loopline_sync.cursor import Cursor, scope_hash
 
@@ -51,6 +59,14 @@ class Connection:
     _sender: asyncio.Task[None] | None = None
     _room: asyncio.Event | None = None  # set when the full queue has room again
     _closing: asyncio.Task[None] | None = None
+    # The server's way to write a frame without waiting (None: every frame goes through a sender).
+    _send_nowait: Callable[[bytes], bool] | None = None
+    # The scopes the hash was taken of, and the hash: every frame's cursor carries it.
+    _hashed: tuple[frozenset[str] | None, str] | None = None
+
+    def __post_init__(self) -> None:
+        extensions: dict[str, Any] = self.socket.scope.get("extensions") or {}
+        self._send_nowait = extensions.get(SEND_NOWAIT, {}).get("send_text")
 
     @property
     def user_id(self) -> str:
@@ -58,7 +74,9 @@ class Connection:
 
     @property
     def scope_hash(self) -> str:
-        return scope_hash([ALL_SCOPES] if self.scopes is None else self.scopes)
+        if self._hashed is None or self._hashed[0] is not self.scopes:
+            self._hashed = (self.scopes, scope_hash([ALL_SCOPES] if self.scopes is None else self.scopes))
+        return self._hashed[1]
 
     def cursor(self) -> str:
         return Cursor(self.epoch, "log", self.sent_seq, self.sent_seq, self.scope_hash).encode()
@@ -96,6 +114,8 @@ class Connection:
 
     def enqueue(self, frame: bytes) -> None:
         if self.closed:
+            return
+        if self._sender is None and self._send_nowait is not None and self._send_nowait(frame):
             return
         if len(self._outbox) >= self.queue_limit:
             self.close(CLOSE_TOO_SLOW, "too slow")
