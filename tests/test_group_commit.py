@@ -8,11 +8,13 @@ the push service itself (`syncing.push.push`), as the HTTP endpoint calls it.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+import contextlib
+from collections.abc import AsyncIterator, Awaitable
 from typing import Any
 
 import pytest
 from litestar.testing import AsyncTestClient
+from sqlalchemy import event
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
@@ -52,6 +54,22 @@ class HeldWriter:
         self.release.set()
         assert self.task is not None
         await self.task
+
+
+@contextlib.asynccontextmanager
+async def statements_of(runtime: Runtime) -> AsyncIterator[list[str]]:
+    """The SQL the writer runs inside the block."""
+    seen: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        seen.append(statement)
+
+    engine = runtime.db.writer.sync_engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
 
 
 class Poster:
@@ -116,15 +134,20 @@ async def test_waiting_pushes_share_one_transaction_and_each_is_audited_as_its_u
     ]
     ids = [new_id() for _ in range(3)]
     groups_before = world_runtime.group_commit.groups
-    async with HeldWriter(world_runtime):
-        sent = [
-            asyncio.ensure_future(device.send("message.post", post(thread_id, f"from {device.principal.username}", i)))
-            for device, i in zip((wang, jana, lena), ids, strict=True)
-        ]
-        gap = asyncio.ensure_future(lena.send("message.post", post(thread_id, "after a gap"), skip_mids=3))
-        await asyncio.sleep(0.05)
-        assert not any(task.done() for task in [*sent, gap])
-    responses = await asyncio.gather(*sent)
+    async with statements_of(world_runtime) as statements:
+        async with HeldWriter(world_runtime):
+            sent = [
+                asyncio.ensure_future(
+                    device.send("message.post", post(thread_id, f"from {device.principal.username}", i))
+                )
+                for device, i in zip((wang, jana, lena), ids, strict=True)
+            ]
+            gap = asyncio.ensure_future(lena.send("message.post", post(thread_id, "after a gap"), skip_mids=3))
+            await asyncio.sleep(0.05)
+            assert not any(task.done() for task in [*sent, gap])
+        responses = await asyncio.gather(*sent)
+    # The gap failed the group's first run: the second ran each push in a savepoint.
+    assert len([sql for sql in statements if sql.startswith("SAVEPOINT")]) == 4
     with pytest.raises(AppError) as refused:
         await gap
     # The held request's group, then one group for all four pushes.
@@ -152,11 +175,15 @@ async def test_an_entity_changed_by_two_pushes_of_a_group_gets_both_versions_aud
     message_id = new_id()
     await wang.send("message.post", post(thread_id, "first", message_id))
     logged_before = len(await log_of(world_runtime, message_id))
-    async with HeldWriter(world_runtime):
-        first = asyncio.ensure_future(wang.send("message.edit", {"id": message_id, "body": "second"}))
-        second = asyncio.ensure_future(wang_again.send("message.edit", {"id": message_id, "body": "third"}))
-        await asyncio.sleep(0.05)
-    assert [(await first).results[0].version, (await second).results[0].version] == [2, 3]
+    async with statements_of(world_runtime) as statements:
+        async with HeldWriter(world_runtime):
+            first = asyncio.ensure_future(wang.send("message.edit", {"id": message_id, "body": "second"}))
+            second = asyncio.ensure_future(wang_again.send("message.edit", {"id": message_id, "body": "third"}))
+            await asyncio.sleep(0.05)
+        versions = [(await first).results[0].version, (await second).results[0].version]
+    assert versions == [2, 3]
+    # Nobody failed: the group ran once, without a savepoint per push (an edit takes one of its own).
+    assert len([sql for sql in statements if sql.startswith("SAVEPOINT")]) == 2
     edits = [e for e in await audit_of(world_runtime, message_id) if e.action == "message.update"]
     assert [e.diff["body"] for e in edits if e.diff] == [["first", "second"], ["second", "third"]]
     # The log keeps one row per entity and scope per transaction: the newest.

@@ -7,11 +7,17 @@ they queued for the one writer anyway: SQLite has one, and PostgreSQL's change l
 appends take one lock.
 
 So writes are handed to a writer task. It takes every request waiting when it is free
-(up to `max_group`) and runs them one after another in one unit of work, each in its own
-savepoint and on behalf of its own actor (`UnitOfWork.on_behalf_of`): one request's
-failure is its own, and its audit events name its user. Nobody waits for company: a
-request that finds the writer idle runs at once, as a group of one. The results are
-handed out after the commit, so no caller hears of a write that is not durable.
+(up to `max_group`) and runs them one after another in one unit of work, each on behalf
+of its own actor (`UnitOfWork.on_behalf_of`), so its audit events name its user. Nobody
+waits for company: a request that finds the writer idle runs at once, as a group of one.
+The results are handed out after the commit, so no caller hears of a write that is not
+durable.
+
+One request's failure is its own. Requests rarely fail, and a savepoint per request cost
+a sixth of a chat message's write (0.24 of 1.4 ms of CPU in groups of four), so a group
+first runs without them; should a request
+raise, the transaction is rolled back and the group runs again, each request in its own
+savepoint, where the failure undoes only that request's work.
 
 A transient database failure (`OperationalError`: locked, unavailable) or a failed
 commit fails every request of the group with it; each caller answers as it would have
@@ -98,15 +104,18 @@ class GroupCommit:
 
     async def _commit(self, group: list[_Request[Any]]) -> None:
         self.groups += 1
-        outcomes: list[_Outcome] = []
-        uow = self._unit_of_work(actor=group[0].actor, command=group[0].command)
         try:
-            async with uow as session:
+            try:
+                outcomes = await self._transaction(group, isolated=False)
+            except OperationalError:
+                raise
+            except Exception as exc:
                 if len(group) == 1:
-                    # Alone, a request is its transaction: it needs no savepoint of its own.
-                    outcomes.append((group[0], await group[0].job(uow, session), None))
+                    outcomes = [(group[0], None, exc)]
                 else:
-                    outcomes.extend([await _run_in_group(uow, session, request) for request in group])
+                    # Someone's request failed, and took the others' work with it: all again, each
+                    # in a savepoint now, so that the failure is its own.
+                    outcomes = await self._transaction(group, isolated=True)
         except BaseException as exc:
             for request in group:
                 _settle(request.done, None, exc)
@@ -116,8 +125,26 @@ class GroupCommit:
         for request, result, error in outcomes:
             _settle(request.done, result, error)
 
+    async def _transaction(self, group: list[_Request[Any]], *, isolated: bool) -> list[_Outcome]:
+        """Run the group in one transaction. Not `isolated`, any request's failure is the whole
+        transaction's (nothing is written); `isolated`, each request runs in a savepoint, and a
+        failure undoes only its own."""
+        outcomes: list[_Outcome] = []
+        uow = self._unit_of_work(actor=group[0].actor, command=group[0].command)
+        async with uow as session:
+            if len(group) == 1:
+                # Alone, a request is its transaction: it needs no savepoint of its own.
+                outcomes.append((group[0], await group[0].job(uow, session), None))
+            elif isolated:
+                outcomes.extend([await _run_isolated(uow, session, request) for request in group])
+            else:
+                for request in group:
+                    async with uow.on_behalf_of(request.actor, request.command, isolated=False):
+                        outcomes.append((request, await request.job(uow, session), None))
+        return outcomes
 
-async def _run_in_group(uow: UnitOfWork, session: AsyncSession, request: _Request[Any]) -> _Outcome:
+
+async def _run_isolated(uow: UnitOfWork, session: AsyncSession, request: _Request[Any]) -> _Outcome:
     try:
         async with uow.on_behalf_of(request.actor, request.command):
             result = await request.job(uow, session)

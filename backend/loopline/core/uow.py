@@ -22,6 +22,7 @@ so a reader can never see seq 11 before seq 10 commits.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -434,8 +435,9 @@ class UnitOfWork:
             raise
 
     @asynccontextmanager
-    async def on_behalf_of(self, actor: str, command: str | None) -> AsyncIterator[None]:
-        """Run one command of a group commit: in its own savepoint, its audit events naming `actor`.
+    async def on_behalf_of(self, actor: str, command: str | None, *, isolated: bool = True) -> AsyncIterator[None]:
+        """Run one command of a group commit: its audit events naming `actor`; `isolated`, in
+        its own savepoint (undone alone when it raises).
 
         As if it had its own transaction: an entity it changes after an earlier command of
         the group gets a version and an audit event of its own; the change log keeps one row
@@ -448,7 +450,7 @@ class UnitOfWork:
         outer = ctx.actor, ctx.command
         ctx.actor, ctx.command = actor, command
         try:
-            async with self.savepoint():
+            async with self.savepoint() if isolated else contextlib.nullcontext():
                 yield
                 await self.session.flush()
             ctx.end_command()

@@ -35,7 +35,7 @@ from loopline.loop.mutations import mutations as loop_mutations
 from loopline.media.mutations import mutations as media_mutations
 from loopline.quality.improvement import mutations as improvement_mutations
 from loopline.quality.mutations import mutations as quality_mutations
-from loopline.syncing.meta import server_epoch
+from loopline.syncing.meta import STORED_EPOCH, server_epoch
 from loopline.syncing.models import AppliedMutation, SyncClient
 from loopline.syncing.registry import BatchHandler, Handler, MutationContext, MutationRejected
 from loopline.syncing.upcast import upcast
@@ -104,7 +104,9 @@ async def bind_client(session: AsyncSession, client_id: str, principal: Principa
 
 _clients = table_of(SyncClient).c
 # Statements every push runs, built once: building one costs more than SQLite running it.
-_CLAIM = select(_clients.user_id, _clients.last_mid).where(_clients.client_id == bindparam("client_id"))
+_CLAIM = select(_clients.user_id, _clients.last_mid, STORED_EPOCH.label("epoch")).where(
+    _clients.client_id == bindparam("client_id")
+)
 _CLAIM_LOCKED = _CLAIM.with_for_update()
 _NEW_CLIENT = insert(table_of(SyncClient)).values(scope_sets={})
 _RECORD_PUSH = (
@@ -114,8 +116,9 @@ _RECORD_PUSH = (
 )
 
 
-async def _claim_client(session: AsyncSession, client_id: str, principal: Principal, now: datetime) -> int:
-    """`bind_client` for a push: the client's `last_mid`, with Core statements rather than an ORM object.
+async def _claim_client(session: AsyncSession, client_id: str, principal: Principal, now: datetime) -> tuple[int, str]:
+    """`bind_client` for a push: the client's `last_mid` and the server epoch, with Core
+    statements rather than an ORM object.
 
     Every push pays for this; a loaded, tracked and flushed `SyncClient` costs several
     times the two statements.
@@ -124,9 +127,9 @@ async def _claim_client(session: AsyncSession, client_id: str, principal: Princi
     row = (await session.execute(_CLAIM_LOCKED if locked else _CLAIM, {"client_id": client_id})).first()
     if row is None:
         await session.execute(_NEW_CLIENT, {"client_id": client_id, "user_id": principal.user_id, "created_at": now})
-        return 0
+        return 0, await server_epoch(session)
     _check_owner(row.user_id, principal)
-    return int(row.last_mid)
+    return int(row.last_mid), row.epoch or await server_epoch(session)
 
 
 def _result(
@@ -252,8 +255,7 @@ async def _apply_push(
     *,
     careful: bool,
 ) -> PushResponse:
-    last_mid = await _claim_client(session, client_id, principal, now)
-    epoch = await server_epoch(session)
+    last_mid, epoch = await _claim_client(session, client_id, principal, now)
     new = _new_mutations(mutations, last_mid)
     new_mids = {mutation.mid for mutation in new}
     stored = await _stored_outcomes(uow, session, client_id, [m.mid for m in mutations if m.mid not in new_mids])
