@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections import Counter
@@ -10,9 +11,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from pydantic import BaseModel
-from sqlalchemy import ColumnElement, Subquery, and_, bindparam, func, insert, or_, update
+from sqlalchemy import BindParameter, ColumnElement, Subquery, and_, bindparam, case, func, insert, or_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
+from sqlalchemy.sql.dml import ReturningUpdate
 from sqlmodel import col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
@@ -169,13 +171,23 @@ async def mentionable_users(session: AsyncSession, author: Principal, usernames:
 
 
 _counters = table_of(ThreadCounter).c
-# Built once: every post runs it, and building it costs more than running it.
-_RESERVE_SEQS = (
-    update(table_of(ThreadCounter))
-    .where(_counters.thread_id == bindparam("thread"))
-    .values(last_seq=_counters.last_seq + bindparam("count"))
-    .returning(_counters.last_seq)
-)
+
+
+@functools.lru_cache(maxsize=64)
+def _reserve_seqs(threads: int) -> ReturningUpdate[str, int]:
+    """Moves the counters of `threads` threads (`thread_<n>`) on by `count_<n>` each.
+
+    Built once per number of threads: every post runs it, and building it costs more than
+    running it."""
+    ids: list[BindParameter[str]] = [bindparam(f"thread_{n}") for n in range(threads)]
+    counts: list[BindParameter[int]] = [bindparam(f"count_{n}") for n in range(threads)]
+    added = case(*((_counters.thread_id == thread_id, count) for thread_id, count in zip(ids, counts, strict=True)))
+    return (
+        update(table_of(ThreadCounter))
+        .where(_counters.thread_id.in_(ids))
+        .values(last_seq=_counters.last_seq + added)
+        .returning(_counters.thread_id, _counters.last_seq)
+    )
 
 
 @dataclass(frozen=True)
@@ -194,16 +206,15 @@ async def append_messages(uow: UnitOfWork, drafts: Sequence[MessageDraft]) -> li
     per_thread = Counter(draft.thread_id for draft in drafts)
     if not per_thread:
         return []
-    # Reserving the numbers takes the counters' row locks (PostgreSQL; SQLite holds the database's
-    # write lock already), so concurrent posts to a thread never share one; in one order, so two
-    # transactions never wait for each other's.
-    next_seq = {}
-    for thread_id in sorted(per_thread):
-        count = per_thread[thread_id]
-        last_seq = await uow.session.scalar(_RESERVE_SEQS, {"thread": thread_id, "count": count})
-        if last_seq is None:
-            raise LookupError(f"thread without a counter: {thread_id}")
-        next_seq[thread_id] = last_seq - count + 1
+    # One statement reserves the numbers: the row locks it takes (PostgreSQL; SQLite holds the
+    # database's write lock already) mean concurrent posts to a thread never share one.
+    parameters: dict[str, str | int] = {}
+    for n, (thread_id, count) in enumerate(per_thread.items()):
+        parameters |= {f"thread_{n}": thread_id, f"count_{n}": count}
+    reserved = await uow.session.execute(_reserve_seqs(len(per_thread)), parameters)
+    next_seq = {thread_id: last_seq - per_thread[thread_id] + 1 for thread_id, last_seq in reserved.all()}
+    if uncounted := per_thread.keys() - next_seq.keys():
+        raise LookupError(f"threads without a counter: {sorted(uncounted)}")
     rows, seqs = [], []
     for draft in drafts:
         seqs.append(next_seq[draft.thread_id])
