@@ -182,11 +182,16 @@ async def test_a_peer_that_stops_answering_pings_is_dropped_and_one_that_answers
         assert len(served.protocols()) == 1
 
 
+async def echoed_once(served: Served, client: websockets.ClientConnection) -> LiveSocketProtocol:
+    """The server's protocol of `client`, once a first message went both ways (the socket is open)."""
+    await client.send("ping")
+    assert await client.recv() == "echo ping"
+    return await served.only_protocol()
+
+
 async def test_a_send_waits_while_the_transport_is_full_and_goes_on_when_it_drains() -> None:
     async with serving() as served, websockets.connect(served.url) as client:
-        await client.send("ping")
-        assert await client.recv() == "echo ping"
-        protocol = await served.only_protocol()
+        protocol = await echoed_once(served, client)
         protocol.pause_writing()  # what the transport calls above its high-water mark
         served.app.release.set()
         await client.send("send-later")
@@ -199,9 +204,7 @@ async def test_a_send_waits_while_the_transport_is_full_and_goes_on_when_it_drai
 async def test_the_app_writes_at_once_only_while_the_socket_is_open_and_takes_writes() -> None:
     async with serving() as served:
         client = await websockets.connect(served.url)
-        await client.send("ping")
-        assert await client.recv() == "echo ping"
-        protocol = await served.only_protocol()
+        protocol = await echoed_once(served, client)
         send_now: Any = protocol.scope["extensions"][SEND_NOWAIT]["send_text"]
         assert send_now(b"at once")
         assert await asyncio.wait_for(client.recv(), timeout=5) == "at once"
@@ -217,9 +220,7 @@ async def test_the_app_writes_at_once_only_while_the_socket_is_open_and_takes_wr
 async def test_a_send_waiting_for_room_is_released_when_the_peer_goes_away() -> None:
     async with serving() as served:
         client = await websockets.connect(served.url)
-        await client.send("ping")
-        assert await client.recv() == "echo ping"
-        protocol = await served.only_protocol()
+        protocol = await echoed_once(served, client)
         protocol.pause_writing()
         served.app.release.set()
         await client.send("send-later")

@@ -15,9 +15,9 @@ durable.
 
 One request's failure is its own. Requests rarely fail, and a savepoint per request cost
 a sixth of a chat message's write (0.24 of 1.4 ms of CPU in groups of four), so a group
-first runs without them; should a request
-raise, the transaction is rolled back and the group runs again, each request in its own
-savepoint, where the failure undoes only that request's work.
+first runs without them; should a request raise, the transaction is rolled back and the
+group runs again, each request in its own savepoint, where the failure undoes only that
+request's work.
 
 A transient database failure (`OperationalError`: locked, unavailable) or a failed
 commit fails every request of the group with it; each caller answers as it would have

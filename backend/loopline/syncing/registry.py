@@ -88,7 +88,7 @@ async def readable_ids(ctx: MutationContext, model: type[ScopedEntity], entity_i
     return set(await ctx.session.scalars(_readable_ids_query(model, ctx.principal), {"ids": list(wanted)}))
 
 
-@functools.lru_cache(maxsize=1024)
+@functools.lru_cache(maxsize=256)
 def _readable_ids_query(model: type[ScopedEntity], principal: Principal) -> SelectOfScalar[str]:
     """Built once per user session: every post checks its thread, and building the access
     filter costs more than running it."""
