@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from pydantic import BaseModel
-from sqlalchemy import BindParameter, ColumnElement, Subquery, and_, bindparam, case, func, insert, or_, update
+from sqlalchemy import ColumnElement, Integer, String, Subquery, and_, bindparam, case, func, insert, or_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql.dml import ReturningUpdate
@@ -179,8 +179,9 @@ def _reserve_seqs(threads: int) -> ReturningUpdate[str, int]:
 
     Built once per number of threads: every post runs it, and building it costs more than
     running it."""
-    ids: list[BindParameter[str]] = [bindparam(f"thread_{n}") for n in range(threads)]
-    counts: list[BindParameter[int]] = [bindparam(f"count_{n}") for n in range(threads)]
+    # Typed: PostgreSQL cannot tell the type of a parameter that only a CASE returns.
+    ids = [bindparam(f"thread_{n}", type_=String) for n in range(threads)]
+    counts = [bindparam(f"count_{n}", type_=Integer) for n in range(threads)]
     added = case(*((_counters.thread_id == thread_id, count) for thread_id, count in zip(ids, counts, strict=True)))
     return (
         update(table_of(ThreadCounter))
