@@ -8,28 +8,31 @@ of one connection's send queue, which need no server: a stand-in socket shows wh
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import httpx
 import pytest
+import uvicorn
 import websockets
 from sqlalchemy import update
 from websockets.exceptions import InvalidStatus
 from websockets.typing import Origin
 
+from loopline.app import create_app
 from loopline.core.access import Principal, Role
 from loopline.core.db import Database, table_of
 from loopline.core.runtime import Runtime
 from loopline.core.settings import Settings
 from loopline.realtime.connection import Connection
-from loopline.realtime.frames import CLOSE_TOO_SLOW
+from loopline.realtime.frames import CLOSE_PROTOCOL_ERROR, CLOSE_TOO_SLOW
 from loopline.realtime.models import WsTicket
-from loopline.realtime.ws_protocol import SEND_NOWAIT
+from loopline.realtime.sessions import FrameListener
 from loopline.threads.service import add_participants_to_threads
 from tests.live_helpers import Live, StalledSocket, User, new_id
-from tests.support import demo_world, running_server
+from tests.support import demo_world, free_port, running_server
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -204,6 +207,10 @@ async def test_a_foreign_origin_refuses_the_upgrade_and_the_allowed_one_connects
         await allowed.close()
 
 
+def saw(live: Live, **expected: Any) -> bool:
+    return any(all(signal.get(k) == v for k, v in expected.items()) for signal in live.signals)
+
+
 async def test_typing_reaches_staff_in_the_thread_and_presence_follows_the_socket(
     live_server: tuple[str, Settings], http: httpx.AsyncClient
 ) -> None:
@@ -216,9 +223,6 @@ async def test_typing_reaches_staff_in_the_thread_and_presence_follows_the_socke
         await live.until(lambda live: live.cursor is not None)
     rep = await Live.open(base, rep_user)
     await rep.until(lambda live: live.cursor is not None)
-
-    def saw(live: Live, **expected: Any) -> bool:
-        return any(all(signal.get(k) == v for k, v in expected.items()) for signal in live.signals)
 
     rep_id = await rep_user.user_id()
     await watcher.until(lambda live: saw(live, type="presence", user_id=rep_id, state="active"))
@@ -237,11 +241,56 @@ async def test_typing_reaches_staff_in_the_thread_and_presence_follows_the_socke
         await live.close()
 
 
+@pytest.fixture(scope="module")
+def plain_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    with demo_world(tmp_path_factory.mktemp("plain")) as settings:
+        yield settings
+
+
+async def test_under_a_server_without_the_hand_over_the_handler_serves_the_socket_itself(
+    plain_world: Settings,
+) -> None:
+    """Any ASGI server: here uvicorn's own WebSocket protocol, which offers no `LIVE_SOCKET`."""
+    app = create_app(plain_world)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, port=port, ws="websockets-sansio", log_level="warning"))
+    serving = asyncio.create_task(server.serve())
+    while not server.started:
+        assert not serving.done(), "the server did not start"
+        await asyncio.sleep(0.02)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient(base_url=base, timeout=30) as http:
+            wang, lena = await User.sign_in(http, "wang.lei"), await User.sign_in(http, "lena.fischer")
+            thread_id = await thread_with(http, wang, "lena.fischer")
+            watcher, rep = await Live.open(base, wang), await Live.open(base, lena)
+            for live in (watcher, rep):
+                await live.until(lambda live: live.cursor is not None)
+            posted = await wang.post(thread_id, "served without the hand-over")
+            await rep.until(lambda live: posted in live.message_ids())
+            await rep.send(type="typing", thread_id=thread_id, state="start")
+            await watcher.until(lambda live: saw(live, type="typing", state="start"))
+            await rep.send(type="no such frame")
+            await rep.until(lambda live: any(s.get("error", {}).get("code") == "bad_frame" for s in live.signals))
+            hub = app.state.hub
+            assert len(hub.connections()) == 2
+            await rep.close()
+            for _ in range(250):
+                if len(hub.connections()) == 1:
+                    break
+                await asyncio.sleep(0.02)
+            assert len(hub.connections()) == 1
+            await watcher.close()
+    finally:
+        server.should_exit = True
+        await serving
+
+
 class StandInSocket:
     """What a connection sends and how it closes; `gate` cleared makes every send stall.
 
-    With `nowait`, it offers the server's write-at-once extension, as `loopline serve` does,
-    taking frames at once while `gate` is set and `nowait_room` holds."""
+    With `nowait`, it writes at once, as `loopline serve`'s sockets do, while `gate` is set
+    and `nowait_room` holds."""
 
     def __init__(self, *, nowait: bool = False) -> None:
         self.sent: list[bytes] = []
@@ -251,10 +300,10 @@ class StandInSocket:
         self.gate.set()
         self.fail = False
         self.nowait_room = True
-        self.scope: dict[str, Any] = {"extensions": {SEND_NOWAIT: {"send_text": self._send_nowait}} if nowait else {}}
+        self.nowait = nowait
 
-    def _send_nowait(self, data: bytes) -> bool:
-        if not (self.gate.is_set() and self.nowait_room):
+    def send_nowait(self, data: bytes) -> bool:
+        if not (self.nowait and self.gate.is_set() and self.nowait_room):
             return False
         self.sent.append(data)
         self.written_at_once.append(data)
@@ -382,6 +431,19 @@ async def test_closing_releases_catch_up_waiting_for_room() -> None:
     await settled()
     assert socket.closed_with == (1000, "")
     assert socket.sent == []
+
+
+async def test_a_frame_that_fails_in_handling_closes_its_socket_and_leaves_the_server_reading() -> None:
+    class FailingHub:
+        def acked(self, connection: Connection, seq: int) -> None:
+            raise RuntimeError("a defect")
+
+    socket = StandInSocket()
+    connection = connection_on(socket)
+    listener = FrameListener(cast(Any, FailingHub()), connection)
+    listener.received(json.dumps({"type": "ack", "cursor": connection.cursor()}))  # must not raise
+    await settled()
+    assert socket.closed_with == (CLOSE_PROTOCOL_ERROR, "internal error")
 
 
 async def test_after_a_failed_send_nothing_more_is_tried() -> None:

@@ -20,23 +20,46 @@ import pytest
 import uvicorn
 import websockets
 from click.testing import CliRunner
+from uvicorn.protocols.utils import ClientDisconnected
 from websockets.exceptions import ConnectionClosed, ConnectionClosedError
 
 from loopline import cli
-from loopline.realtime.ws_protocol import SEND_NOWAIT, LiveSocketProtocol, _Inbox, _Writable
+from loopline.realtime.ws_protocol import LIVE_SOCKET, LiveSocketProtocol, _Inbox, _Writable
 from tests.support import free_port
 
 pytestmark = pytest.mark.timeout(60)
 
 
 @dataclass
+class Listener:
+    """Takes a handed-over socket: answers `heard <text>` at once, closes with 4002 on `close`."""
+
+    socket: LiveSocketProtocol
+    heard: list[str] = field(default_factory=list)
+    disconnects: int = 0
+
+    def received(self, text: str) -> None:
+        self.heard.append(text)
+        if text == "close":
+            asyncio.get_running_loop().create_task(self.socket.close(4002, "listener closed"))
+        else:
+            assert self.socket.send_nowait(f"heard {text}".encode())
+
+    def disconnected(self) -> None:
+        self.disconnects += 1
+
+
+@dataclass
 class EchoApp:
     """Echoes text; `close` closes with 4001, `header` answers the `x-probe` request header,
-    `send-later` sends `later` once `release` is set. Records how each socket ended."""
+    `send-later` sends `later` once `release` is set, `hand-over` hands the socket over to a
+    `Listener` and returns (`hand-over-later`: once `release` is set). Records how each
+    socket ended."""
 
     release: asyncio.Event = field(default_factory=asyncio.Event)
     disconnects: list[int] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
+    listeners: list[Listener] = field(default_factory=list)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         assert scope["type"] == "websocket"
@@ -56,6 +79,14 @@ class EchoApp:
                 elif text == "send-later":
                     await self.release.wait()
                     await send({"type": "websocket.send", "text": "later"})
+                elif text.startswith("hand-over"):
+                    if text == "hand-over-later":
+                        await self.release.wait()
+                    socket: LiveSocketProtocol = scope["extensions"][LIVE_SOCKET]["socket"]
+                    self.listeners.append(Listener(socket))
+                    socket.hand_over(self.listeners[-1])
+                    await send({"type": "websocket.send", "text": "handed over"})
+                    return
                 else:
                     await send({"type": "websocket.send", "text": f"echo {text}"})
             except Exception as exc:  # the peer went away while the app sent
@@ -205,7 +236,7 @@ async def test_the_app_writes_at_once_only_while_the_socket_is_open_and_takes_wr
     async with serving() as served:
         client = await websockets.connect(served.url)
         protocol = await echoed_once(served, client)
-        send_now: Any = protocol.scope["extensions"][SEND_NOWAIT]["send_text"]
+        send_now = protocol.send_nowait
         assert send_now(b"at once")
         assert await asyncio.wait_for(client.recv(), timeout=5) == "at once"
         protocol.pause_writing()
@@ -229,6 +260,71 @@ async def test_a_send_waiting_for_room_is_released_when_the_peer_goes_away() -> 
         await eventually(lambda: served.app.failures == ["ClientDisconnected"])
         with contextlib.suppress(ConnectionClosedError):
             await client.close()
+
+
+async def test_a_handed_over_socket_stays_open_without_the_app_and_its_frames_go_to_the_listener() -> None:
+    async with serving() as served, websockets.connect(served.url) as client:
+        protocol = await echoed_once(served, client)
+        await client.send("hand-over")
+        assert await client.recv() == "handed over"
+        await eventually(lambda: not protocol.tasks)  # the app's call has returned
+        assert protocol.scope == {"type": "websocket", "client": protocol.scope["client"]}
+        for text in ("one", "two", "three"):
+            await client.send(text)
+        assert [await client.recv() for _ in range(3)] == ["heard one", "heard two", "heard three"]
+        [listener] = served.app.listeners
+        await client.close()
+        await eventually(lambda: listener.disconnects == 1)
+        assert served.app.disconnects == []  # the app no longer hears of the socket
+    assert listener.disconnects == 1
+
+
+async def test_frames_that_arrive_before_the_hand_over_reach_the_listener_first_and_in_order() -> None:
+    async with serving() as served, websockets.connect(served.url) as client:
+        protocol = await echoed_once(served, client)
+        await client.send("hand-over-later")
+        for text in ("a", "b", "c", "d"):
+            await client.send(text)
+        await asyncio.sleep(0.1)
+        assert protocol.read_paused  # uvicorn's backpressure: the app has not read yet
+        served.app.release.set()
+        # The hand-over delivers what waited before the app goes on to its own frame.
+        answers = [await client.recv() for _ in range(5)]
+        assert answers == ["heard a", "heard b", "heard c", "heard d", "handed over"]
+        assert not protocol.read_paused
+        await client.send("e")
+        assert await client.recv() == "heard e"
+
+
+async def test_a_handed_over_socket_closes_from_the_server_and_its_listener_hears_it_once() -> None:
+    async with serving() as served, websockets.connect(served.url) as client:
+        protocol = await echoed_once(served, client)
+        await client.send("hand-over")
+        assert await client.recv() == "handed over"
+        await client.send("close")
+        with pytest.raises(ConnectionClosed):
+            await asyncio.wait_for(client.recv(), timeout=5)
+        assert client.close_code == 4002
+        [listener] = served.app.listeners
+        await eventually(lambda: protocol.disconnected)
+        assert listener.disconnects == 1
+
+
+async def test_send_text_waits_for_room_and_fails_once_the_socket_is_closed() -> None:
+    async with serving() as served:
+        client = await websockets.connect(served.url)
+        protocol = await echoed_once(served, client)
+        protocol.pause_writing()
+        waiting = asyncio.create_task(protocol.send_text(b"after the drain"))
+        await asyncio.sleep(0.1)
+        assert not waiting.done()
+        protocol.resume_writing()
+        await asyncio.wait_for(waiting, timeout=5)
+        assert await asyncio.wait_for(client.recv(), timeout=5) == "after the drain"
+        await client.close()
+        await eventually(lambda: protocol.disconnected)
+        with pytest.raises(ClientDisconnected):
+            await asyncio.wait_for(protocol.send_text(b"too late"), timeout=5)
 
 
 async def test_the_inbox_passes_a_wake_up_on_when_its_getter_was_cancelled() -> None:

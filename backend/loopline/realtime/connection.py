@@ -19,24 +19,33 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
-
-from litestar import WebSocket
+from typing import Protocol
 
 from loopline.core.access import Principal
 from loopline.core.entity import customer_thread_scope, thread_scope
 from loopline.realtime.frames import CLOSE_TOO_SLOW, changes_frame
 from loopline.realtime.tail import TailRow
-from loopline.realtime.ws_protocol import SEND_NOWAIT
 from loopline.syncing.pull import ALL_SCOPES
 from loopline_sync.cursor import Cursor, scope_hash
 
 
+class Socket(Protocol):
+    """What a connection needs of its socket (`LiveSocketProtocol`, or any ASGI server's through
+    `sessions.AsgiSocket`)."""
+
+    def send_nowait(self, text: bytes) -> bool:
+        """Write a frame now if that needs no waiting; False, with nothing written, otherwise."""
+        ...
+
+    async def send_text(self, text: bytes) -> None: ...
+
+    async def close(self, code: int, reason: str) -> None: ...
+
+
 @dataclass(eq=False, slots=True)
 class Connection:
-    socket: WebSocket
+    socket: Socket
     principal: Principal
     client_id: str
     schema_version: int
@@ -59,14 +68,8 @@ class Connection:
     _sender: asyncio.Task[None] | None = None
     _room: asyncio.Event | None = None  # set when the full queue has room again
     _closing: asyncio.Task[None] | None = None
-    # The server's way to write a frame without waiting (None: every frame goes through a sender).
-    _send_nowait: Callable[[bytes], bool] | None = None
     # The scopes the hash was taken of, and the hash: every frame's cursor carries it.
     _hashed: tuple[frozenset[str] | None, str] | None = None
-
-    def __post_init__(self) -> None:
-        extensions: dict[str, Any] = self.socket.scope.get("extensions") or {}
-        self._send_nowait = extensions.get(SEND_NOWAIT, {}).get("send_text")
 
     @property
     def user_id(self) -> str:
@@ -115,7 +118,7 @@ class Connection:
     def enqueue(self, frame: bytes) -> None:
         if self.closed:
             return
-        if self._sender is None and self._send_nowait is not None and self._send_nowait(frame):
+        if self._sender is None and self.socket.send_nowait(frame):
             return
         if len(self._outbox) >= self.queue_limit:
             self.close(CLOSE_TOO_SLOW, "too slow")
@@ -142,7 +145,7 @@ class Connection:
         if self._sender is not None:
             self._sender.cancel()
         with contextlib.suppress(Exception):
-            await self.socket.close(code=code, reason=reason)
+            await self.socket.close(code, reason)
 
     def _stop_sending(self) -> None:
         """Nothing more goes out: drop the queued frames and release catch-up waiting for room."""
@@ -167,7 +170,7 @@ class Connection:
         except TimeoutError:
             self.close(CLOSE_TOO_SLOW, "too slow")
         except Exception:
-            # The peer went away: send nothing more; the receive loop sees it and unregisters the socket.
+            # The peer went away: send nothing more; its disconnect unregisters the socket.
             self._stop_sending()
         finally:
             self._sender = None

@@ -20,47 +20,91 @@ read and write backpressure. Its queue and event become `_Inbox` and `_Writable`
 offer the few methods uvicorn calls on them; the handshake's headers are let go once
 accepted; the attributes live in slots.
 
-It also offers the app one thing uvicorn does not, as an ASGI extension (`SEND_NOWAIT` in
-the scope's `extensions`): writing a text frame without awaiting, when the socket can take
-it at once. The live tail sends each message to every participant's socket, thousands a
-second; through ASGI's `send` each of those is a coroutine in a task of its own, which
-costs several times the write.
+It also offers the app, as an ASGI extension (`LIVE_SOCKET` in the scope's `extensions`),
+two things uvicorn does not:
+
+- writing a text frame without awaiting, when the socket can take it at once
+  (`send_nowait`). The live tail sends each message to every participant's socket,
+  thousands a second; through ASGI's `send` each of those is a coroutine in a task of its
+  own, which costs several times the write;
+- taking the socket over (`hand_over`): received frames and the disconnect then go to a
+  listener as they arrive, and the app's ASGI call returns while the socket stays open.
+  Under ASGI an open socket is an app call waiting in `receive()`, at the bottom of a
+  stack of some fourteen coroutines (server, middleware, router, handler), with their
+  frames, closures and the task that runs them: about half of what an idle socket cost.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
-from uvicorn._types import ASGIReceiveEvent, ASGISendEvent
+from uvicorn._types import ASGIReceiveEvent, ASGISendEvent, WebSocketScope
 from uvicorn.config import Config
+from uvicorn.protocols.utils import ClientDisconnected
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from uvicorn.server import ServerState
 from websockets.exceptions import InvalidState
 from websockets.http11 import Request
 
-# The scope's `extensions` key under which `send_text` is `LiveSocketProtocol.send_text_nowait`.
-SEND_NOWAIT = "loopline.websocket.send_nowait"
+# The scope's `extensions` key under which `socket` is the `LiveSocketProtocol`.
+LIVE_SOCKET = "loopline.live_socket"
+
+
+class SocketListener(Protocol):
+    """Who takes a handed-over socket's received frames and its end."""
+
+    def received(self, text: str) -> None: ...
+
+    def disconnected(self) -> None: ...
 
 
 class _Inbox:
     """The received messages waiting for the app: what uvicorn uses of `asyncio.Queue`
     (`put_nowait`, `get`, `empty`), on lists. Unbounded, as uvicorn's queue is: reading from
-    the transport pauses while a message waits, which bounds it."""
+    the transport pauses while a message waits, which bounds it.
 
-    __slots__ = ("_getters", "_messages")
+    Once a listener is set, messages go to it as they are put, and none waits."""
+
+    __slots__ = ("_getters", "_listener", "_messages")
 
     def __init__(self) -> None:
         self._messages: list[ASGIReceiveEvent] = []
         self._getters: list[asyncio.Future[None]] = []
+        self._listener: SocketListener | None = None
+
+    @property
+    def listening(self) -> bool:
+        return self._listener is not None
+
+    def listen(self, listener: SocketListener) -> None:
+        """Hand `listener` the messages waiting, then every message as it is put."""
+        self._listener = listener
+        waiting, self._messages = self._messages, []
+        for message in waiting:
+            self._deliver(message)
 
     def empty(self) -> bool:
         return not self._messages
 
     def put_nowait(self, message: ASGIReceiveEvent) -> None:
+        if self._listener is not None:
+            self._deliver(message)
+            return
         self._messages.append(message)
         self._wake_one()
+
+    def _deliver(self, message: ASGIReceiveEvent) -> None:
+        listener = self._listener
+        if listener is None:  # disconnected already: uvicorn may report the end twice
+            return
+        if message["type"] == "websocket.receive":
+            # A binary frame is none of the live tail's: the listener sees it as an empty, bad text.
+            listener.received(message.get("text") or "")
+        elif message["type"] == "websocket.disconnect":
+            self._listener = None
+            listener.disconnected()
 
     async def get(self) -> ASGIReceiveEvent:
         # As `asyncio.Queue.get`: a getter cancelled after it was woken passes the wake-up on.
@@ -144,6 +188,7 @@ class LiveSocketProtocol(WebSocketsSansIOProtocol):
         "frames",
         "handshake_complete",
         "handshake_initiated",
+        "inbox",
         "initial_response",
         "last_ping_rtt",
         "logger",
@@ -176,7 +221,8 @@ class LiveSocketProtocol(WebSocketsSansIOProtocol):
     ) -> None:
         super().__init__(config, server_state, app_state, _loop)
         # uvicorn calls only the methods these two offer.
-        self.queue = cast("asyncio.Queue[ASGIReceiveEvent]", _Inbox())
+        self.inbox = _Inbox()
+        self.queue = cast("asyncio.Queue[ASGIReceiveEvent]", self.inbox)
         self.writable = cast(asyncio.Event, _Writable())
 
     def handle_connect(self, event: Request) -> None:
@@ -184,12 +230,14 @@ class LiveSocketProtocol(WebSocketsSansIOProtocol):
         # The scope has its own copy of the headers; `websockets`' parser keeps the request.
         event.headers.clear()
         del self.request
-        self.scope["extensions"][SEND_NOWAIT] = {"send_text": self.send_text_nowait}
+        self.scope["extensions"][LIVE_SOCKET] = {"socket": self}
 
-    def send_text_nowait(self, text: bytes) -> bool:
+    # -- for the app, through the `LIVE_SOCKET` extension ------------------------------
+
+    def send_nowait(self, text: bytes) -> bool:
         """Write a text frame now, as `send` of a `websocket.send` would, if it needs no waiting:
         the socket is open and its transport below its high-water mark. False, with nothing
-        written, otherwise: the caller sends it through `send`, which waits for room."""
+        written, otherwise: the caller sends it with `send_text`, which waits for room."""
         if self.disconnected or not self.handshake_complete or self.close_sent or not self.writable.is_set():
             return False
         try:
@@ -199,7 +247,59 @@ class LiveSocketProtocol(WebSocketsSansIOProtocol):
         self.transport.write(b"".join(self.conn.data_to_send()))
         return True
 
+    async def send_text(self, text: bytes) -> None:
+        """Write a text frame once the transport has room; `ClientDisconnected` once it is closed."""
+        while not self.send_nowait(text):
+            if self.writable.is_set():  # room, so the socket is closed or closing
+                raise ClientDisconnected()
+            await self.writable.wait()
+
+    async def close(self, code: int, reason: str) -> None:
+        await self.send({"type": "websocket.close", "code": code, "reason": reason})
+
+    def hand_over(self, listener: SocketListener) -> None:
+        """From now on, received frames and the disconnect go to `listener` as they arrive, and
+        the app's call may return: the socket stays open until either side closes it."""
+        self.inbox.listen(listener)
+        self._resume_reading()
+
+    # -- uvicorn's, changed --------------------------------------------------------------
+
     async def send(self, message: ASGISendEvent) -> None:
         await super().send(message)
         if message["type"] == "websocket.accept" and self.handshake_complete:
             del self.response
+
+    def send_receive_event_to_app(self) -> None:
+        super().send_receive_event_to_app()
+        if self.inbox.listening:
+            # Delivered already: nothing waits to be read, so reading goes on.
+            self._resume_reading()
+
+    def _resume_reading(self) -> None:
+        if self.read_paused:
+            self.read_paused = False
+            self.transport.resume_reading()
+
+    async def run_asgi(self) -> None:
+        """uvicorn's, except that a socket the app handed over stays open when the app returns."""
+        handed_over = False
+        try:
+            result = await self.app(self.scope, self.receive, self.send)
+        except ClientDisconnected:
+            pass
+        except BaseException:
+            self.logger.exception("Exception in ASGI application\n")
+            self.send_500_response()
+        else:
+            if not self.handshake_complete:
+                self.logger.error("ASGI callable returned without completing handshake.")
+                self.send_500_response()
+            elif result is not None:
+                self.logger.error("ASGI callable should return None, but returned '%s'.", result)
+            handed_over = self.inbox.listening
+        if handed_over:
+            # The app's scope (a KB or two, with what the app added) is read by nothing past the handshake.
+            self.scope = cast("WebSocketScope", {"type": "websocket", "client": self.scope.get("client")})
+        elif self.close_timer is None:
+            self.transport.close()
