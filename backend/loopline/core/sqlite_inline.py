@@ -210,6 +210,11 @@ class InlineConnection:
         return self._connection
 
     @property
+    def sqlite(self) -> sqlite3.Connection:
+        """The open sqlite3 connection, for statements run at the driver (core/prepared.py)."""
+        return self._open
+
+    @property
     def isolation_level(self) -> str | None:
         return self._open.isolation_level
 

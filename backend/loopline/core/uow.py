@@ -43,6 +43,7 @@ from loopline.core.changelog import ChangeLog
 from loopline.core.clock import Clock
 from loopline.core.db import Database, insert_rows, table_of
 from loopline.core.entity import Entity
+from loopline.core.prepared import Prepared
 
 _CHANGE_LOG_LOCK = 0x4C4F4F50  # "LOOP": the advisory lock that orders change-log appends
 
@@ -252,8 +253,8 @@ def _refuse_bulk_dml(state: ORMExecuteState) -> None:
 
 
 # Built once: every commit runs them, and building them costs more than running them.
-_LAST_LOG_SEQ = select(func.max(ChangeLog.seq))
-_AUDIT_HEAD = select(col(AuditEvent.seq), col(AuditEvent.hash)).order_by(col(AuditEvent.seq).desc()).limit(1)
+_LAST_LOG_SEQ = Prepared(select(func.max(ChangeLog.seq)))
+_AUDIT_HEAD = Prepared(select(col(AuditEvent.seq), col(AuditEvent.hash)).order_by(col(AuditEvent.seq).desc()).limit(1))
 
 
 @event.listens_for(Session, "before_commit")
@@ -273,7 +274,8 @@ def _append_log_and_audit(session: Session) -> None:
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CHANGE_LOG_LOCK})
     now = ctx.clock.now()
 
-    next_seq = (session.execute(_LAST_LOG_SEQ).scalar() or 0) + 1
+    [(last_seq,)] = _LAST_LOG_SEQ.rows_in(connection)
+    next_seq = (last_seq or 0) + 1
     log_rows: list[dict[str, Any]] = []
     for change in ctx.logged.values():
         entity_type, entity_id = change.model.__entity__, change.entity_id
@@ -316,8 +318,8 @@ def _append_log_and_audit(session: Session) -> None:
         for r in log_rows
     )
 
-    last = session.execute(_AUDIT_HEAD).first()
-    seq, prev_hash = (last[0], last[1]) if last else (0, GENESIS_HASH)
+    head = _AUDIT_HEAD.rows_in(connection)
+    seq, prev_hash = head[0] if head else (0, GENESIS_HASH)
     audit_rows = []
     # Sealed as the text it encodes to, made once: the same bytes, without a call per event.
     at_text = to_jsonable(now)

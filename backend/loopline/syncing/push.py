@@ -28,6 +28,7 @@ from loopline.core.access import Principal
 from loopline.core.db import table_of
 from loopline.core.errors import AppError, Conflict
 from loopline.core.group_commit import Job
+from loopline.core.prepared import Prepared
 from loopline.core.runtime import Runtime
 from loopline.core.uow import UnitOfWork, stage_rows
 from loopline.customer.mutations import mutations as customer_mutations
@@ -104,12 +105,13 @@ async def bind_client(session: AsyncSession, client_id: str, principal: Principa
 
 _clients = table_of(SyncClient).c
 # Statements every push runs, built once: building one costs more than SQLite running it.
-_CLAIM = select(_clients.user_id, _clients.last_mid, STORED_EPOCH.label("epoch")).where(
+_claim = select(_clients.user_id, _clients.last_mid, STORED_EPOCH.label("epoch")).where(
     _clients.client_id == bindparam("client_id")
 )
-_CLAIM_LOCKED = _CLAIM.with_for_update()
+_CLAIM = Prepared(_claim)
+_CLAIM_LOCKED = Prepared(_claim.with_for_update())
 _NEW_CLIENT = insert(table_of(SyncClient)).values(scope_sets={})
-_RECORD_PUSH = (
+_RECORD_PUSH = Prepared(
     update(table_of(SyncClient))
     .where(_clients.client_id == bindparam("client"))
     .values(last_mid=bindparam("last_mid"), last_push_at=bindparam("now"))
@@ -124,12 +126,13 @@ async def _claim_client(session: AsyncSession, client_id: str, principal: Princi
     times the two statements.
     """
     locked = session.get_bind().dialect.name == "postgresql"
-    row = (await session.execute(_CLAIM_LOCKED if locked else _CLAIM, {"client_id": client_id})).first()
-    if row is None:
+    rows = await (_CLAIM_LOCKED if locked else _CLAIM).rows(session, {"client_id": client_id})
+    if not rows:
         await session.execute(_NEW_CLIENT, {"client_id": client_id, "user_id": principal.user_id, "created_at": now})
         return 0, await server_epoch(session)
-    _check_owner(row.user_id, principal)
-    return int(row.last_mid), row.epoch or await server_epoch(session)
+    [(user_id, last_mid, epoch)] = rows
+    _check_owner(user_id, principal)
+    return int(last_mid), epoch or await server_epoch(session)
 
 
 def _result(
@@ -264,7 +267,7 @@ async def _apply_push(
     if applied:
         stage_rows(session, table_of(AppliedMutation), _applied_rows(client_id, new, applied, now))
         last_mid = new[-1].mid
-    await session.execute(_RECORD_PUSH, {"client": client_id, "last_mid": last_mid, "now": now})
+    await _RECORD_PUSH.rows(session, {"client": client_id, "last_mid": last_mid, "now": now})
     return PushResponse(
         client_id=client_id,
         server_epoch=epoch,

@@ -16,12 +16,12 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import BindParameter, bindparam
+from sqlalchemy import String, bindparam
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
-from sqlmodel.sql.expression import SelectOfScalar
 
 from loopline.core.access import Principal, ScopedEntity
+from loopline.core.prepared import Prepared
 from loopline.core.uow import UnitOfWork
 
 M = TypeVar("M", bound=BaseModel)
@@ -82,18 +82,21 @@ def parse_args(schema: type[M], args: dict[str, Any]) -> M:
 
 async def readable_ids(ctx: MutationContext, model: type[ScopedEntity], entity_ids: Iterable[str]) -> set[str]:
     """Those of the ids whose entity this user may read, in one query."""
-    wanted = set(entity_ids)
+    wanted = sorted(set(entity_ids))
     if not wanted:
         return set()
-    return set(await ctx.session.scalars(_readable_ids_query(model, ctx.principal), {"ids": list(wanted)}))
+    query = _readable_ids_query(model, ctx.principal, len(wanted))
+    rows = await query.rows(ctx.session, {f"id_{n}": entity_id for n, entity_id in enumerate(wanted)})
+    return {entity_id for (entity_id,) in rows}
 
 
 @functools.lru_cache(maxsize=256)
-def _readable_ids_query(model: type[ScopedEntity], principal: Principal) -> SelectOfScalar[str]:
-    """Built once per user session: every post checks its thread, and building the access
-    filter costs more than running it."""
-    ids: BindParameter[list[str]] = bindparam("ids", expanding=True)
-    return select(col(model.id)).where(col(model.id).in_(ids), model.read_filter(principal))
+def _readable_ids_query(model: type[ScopedEntity], principal: Principal, count: int) -> Prepared:
+    """Which of `count` ids (`id_<n>`) the principal may read. Built once per user session and
+    number of ids: every post checks its thread, and building the access filter costs more
+    than running it."""
+    ids = [bindparam(f"id_{n}", type_=String) for n in range(count)]
+    return Prepared(select(col(model.id)).where(col(model.id).in_(ids), model.read_filter(principal)))
 
 
 def not_found(model: type[ScopedEntity], entity_id: str | None) -> MutationRejected:

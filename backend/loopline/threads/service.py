@@ -14,7 +14,6 @@ from pydantic import BaseModel
 from sqlalchemy import ColumnElement, Integer, String, Subquery, and_, bindparam, case, func, insert, or_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
-from sqlalchemy.sql.dml import ReturningUpdate
 from sqlmodel import col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
@@ -23,6 +22,7 @@ from loopline.core.db import table_of
 from loopline.core.errors import AppError
 from loopline.core.ids import new_id
 from loopline.core.pagination import Page, decode_cursor, encode_cursor
+from loopline.core.prepared import Prepared
 from loopline.core.uow import UnitOfWork, insert_entities
 from loopline.people.models import User
 from loopline.threads.models import Message, SubjectType, Thread, ThreadCounter, ThreadParticipant, Visibility
@@ -103,16 +103,11 @@ async def add_participants_to_threads(session: AsyncSession, participants: Itera
         wanted.setdefault((thread_id, user_id), reason)
     if not wanted:
         return
-    present = set(
-        (
-            await session.execute(
-                select(ThreadParticipant.thread_id, ThreadParticipant.user_id).where(
-                    col(ThreadParticipant.thread_id).in_({thread_id for thread_id, _ in wanted}),
-                    col(ThreadParticipant.user_id).in_({user_id for _, user_id in wanted}),
-                )
-            )
-        ).all()
-    )
+    thread_ids = sorted({thread_id for thread_id, _ in wanted})
+    user_ids = sorted({user_id for _, user_id in wanted})
+    parameters = {f"thread_{n}": thread_id for n, thread_id in enumerate(thread_ids)}
+    parameters |= {f"user_{n}": user_id for n, user_id in enumerate(user_ids)}
+    present = set(await _participants_among(len(thread_ids), len(user_ids)).rows(session, parameters))
     await insert_entities(
         session,
         ThreadParticipant,
@@ -121,6 +116,18 @@ async def add_participants_to_threads(session: AsyncSession, participants: Itera
             for (thread_id, user_id), reason in wanted.items()
             if (thread_id, user_id) not in present
         ],
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def _participants_among(threads: int, users: int) -> Prepared:
+    """The (thread id, user id) participants among `threads` threads (`thread_<n>`) and `users`
+    users (`user_<n>`). Built once per shape: a post checks whether its author takes part."""
+    return Prepared(
+        select(col(ThreadParticipant.thread_id), col(ThreadParticipant.user_id)).where(
+            col(ThreadParticipant.thread_id).in_([bindparam(f"thread_{n}", type_=String) for n in range(threads)]),
+            col(ThreadParticipant.user_id).in_([bindparam(f"user_{n}", type_=String) for n in range(users)]),
+        )
     )
 
 
@@ -174,7 +181,7 @@ _counters = table_of(ThreadCounter).c
 
 
 @functools.lru_cache(maxsize=64)
-def _reserve_seqs(threads: int) -> ReturningUpdate[str, int]:
+def _reserve_seqs(threads: int) -> Prepared:
     """Moves the counters of `threads` threads (`thread_<n>`) on by `count_<n>` each.
 
     Built once per number of threads: every post runs it, and building it costs more than
@@ -183,7 +190,7 @@ def _reserve_seqs(threads: int) -> ReturningUpdate[str, int]:
     ids = [bindparam(f"thread_{n}", type_=String) for n in range(threads)]
     counts = [bindparam(f"count_{n}", type_=Integer) for n in range(threads)]
     added = case(*((_counters.thread_id == thread_id, count) for thread_id, count in zip(ids, counts, strict=True)))
-    return (
+    return Prepared(
         update(table_of(ThreadCounter))
         .where(_counters.thread_id.in_(ids))
         .values(last_seq=_counters.last_seq + added)
@@ -212,8 +219,8 @@ async def append_messages(uow: UnitOfWork, drafts: Sequence[MessageDraft]) -> li
     parameters: dict[str, str | int] = {}
     for n, (thread_id, count) in enumerate(per_thread.items()):
         parameters |= {f"thread_{n}": thread_id, f"count_{n}": count}
-    reserved = await uow.session.execute(_reserve_seqs(len(per_thread)), parameters)
-    next_seq = {thread_id: last_seq - per_thread[thread_id] + 1 for thread_id, last_seq in reserved.all()}
+    reserved = await _reserve_seqs(len(per_thread)).rows(uow.session, parameters)
+    next_seq = {thread_id: last_seq - per_thread[thread_id] + 1 for thread_id, last_seq in reserved}
     if uncounted := per_thread.keys() - next_seq.keys():
         raise LookupError(f"threads without a counter: {sorted(uncounted)}")
     rows, seqs = [], []
