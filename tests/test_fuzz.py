@@ -21,6 +21,8 @@ from tests.support import DEMO_PASSWORD, demo_world, running_server
 
 # `logout` would end the session the fuzzer signs in with; it is covered in test_auth.
 SKIPPED_OPERATIONS = {"logout"}
+# uvicorn's 400 to a request its HTTP parser cannot read (a generated header it refuses, say).
+HTTP_PARSER_REFUSAL = "Invalid HTTP request received."
 
 
 @pytest.fixture(scope="module")
@@ -54,8 +56,9 @@ def test_no_operation_answers_with_a_server_error(live_server: str, admin_header
             response = case.call(headers=admin_headers, timeout=10)
             # An answer to HEAD has no body to carry the error shape.
             has_body = case.method != "HEAD"
+            refused_by_server = response.text == HTTP_PARSER_REFUSAL  # the app never saw it
             if response.status_code >= 500 or (
-                response.status_code >= 400 and has_body and set(response.json()) != {"error"}
+                response.status_code >= 400 and has_body and not refused_by_server and set(response.json()) != {"error"}
             ):
                 failures.append(f"{case.method} {case.formatted_path} -> {response.status_code}: {response.text[:300]}")
 

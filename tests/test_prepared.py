@@ -128,6 +128,14 @@ async def test_a_write_in_a_savepoint_is_undone_with_the_savepoint(db: Database)
         assert await mid_of_c1.rows(session) == [(50,)]
 
 
+async def test_it_sees_the_sessions_pending_changes_as_an_orm_statement_would(db: Database) -> None:
+    async with db.write_session() as session, session.begin():
+        device = await session.get(SyncClient, "c0")
+        assert device is not None
+        device.last_mid = 42  # pending: not flushed yet
+        assert await Prepared(select(_clients.last_mid).where(_clients.client_id == "c0")).rows(session) == [(42,)]
+
+
 async def test_inside_a_listener_it_runs_on_the_sync_connection(db: Database) -> None:
     prepared = Prepared(_BY_USER)
     async with db.write_session() as session, session.begin():

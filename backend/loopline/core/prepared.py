@@ -52,7 +52,10 @@ class Prepared:
         self._compiled: _Compiled | None = None
 
     async def rows(self, session: AsyncSession, parameters: Mapping[str, Any] | None = None) -> Rows:
-        """The statement's rows, in the session's transaction."""
+        """The statement's rows, in the session's transaction, after its pending changes (as an
+        ORM statement would autoflush them)."""
+        if session.new or session.dirty or session.deleted:
+            await session.flush()
         connection, driver = await _connection_of(session)
         if driver is None:
             return _rows(await connection.execute(self.statement, parameters))

@@ -9,16 +9,19 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import String, bindparam, select, type_coerce, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from loopline.core.access import Principal, Role
 from loopline.core.auth import NotAuthenticated, issue_access_token
+from loopline.core.db import table_of
 from loopline.core.errors import AppError
 from loopline.core.ids import new_id
+from loopline.core.prepared import Prepared
 from loopline.core.runtime import Runtime
 from loopline.core.settings import Settings
+from loopline.core.types import UTCDateTime
 from loopline.customer.models import Account
 from loopline.people.models import Membership, MembershipKind, RefreshToken, User
 from loopline.people.passwords import hash_password, verify_password
@@ -175,6 +178,34 @@ async def logout(runtime: Runtime, principal: Principal) -> None:
         uow.audit(entity="session", entity_id=principal.session_id, action="auth.logout")
 
 
+# A principal's reads, built once: every request whose cached principal expired runs them.
+_users = table_of(User).c
+_ACTIVE_USER = Prepared(
+    select(_users.username, type_coerce(_users.role, String)).where(
+        _users.id == bindparam("user", type_=String), _users.is_active
+    )
+)
+_tokens = table_of(RefreshToken).c
+_SESSION_ALIVE = Prepared(
+    select(_tokens.id)
+    .where(
+        _tokens.family_id == bindparam("session", type_=String),
+        _tokens.revoked_at.is_(None),
+        _tokens.expires_at > bindparam("now", type_=UTCDateTime),
+    )
+    .limit(1)
+)
+_memberships = table_of(Membership).c
+_MEMBERSHIPS = Prepared(
+    select(type_coerce(_memberships.kind, String), _memberships.ref).where(
+        _memberships.user_id == bindparam("user", type_=String)
+    )
+)
+_MANAGED_ACCOUNTS = Prepared(
+    select(col(Account.id)).where(col(Account.account_manager_id) == bindparam("user", type_=String))
+)
+
+
 async def load_principal(runtime: Runtime, claims: dict[str, Any]) -> Principal | None:
     """The principal for a decoded access token, or None when the user or the session is gone.
 
@@ -183,46 +214,31 @@ async def load_principal(runtime: Runtime, claims: dict[str, Any]) -> Principal 
     """
     now = runtime.clock.now()
     async with runtime.db.quick_read_session() as session:
-        user = await session.get(User, claims["sub"])
-        if user is None or not user.is_active:
+        user = await _ACTIVE_USER.rows(session, {"user": claims["sub"]})
+        if not user or not await _SESSION_ALIVE.rows(session, {"session": claims["sid"], "now": now}):
             return None
-        alive = (
-            await session.scalars(
-                select(col(RefreshToken.id))
-                .where(
-                    col(RefreshToken.family_id) == claims["sid"],
-                    col(RefreshToken.revoked_at).is_(None),
-                    col(RefreshToken.expires_at) > now,
-                )
-                .limit(1)
-            )
-        ).first()
-        if alive is None:
-            return None
-        return await principal_of(session, user, claims["sid"])
+        [(username, role)] = user
+        return await _principal(session, claims["sub"], username, Role(role), claims["sid"])
 
 
 async def principal_of(session: AsyncSession, user: User, session_id: str) -> Principal:
     """What `user` may read: the plants and accounts of their memberships and role."""
-    role = Role(user.role)
+    return await _principal(session, user.id, user.username, Role(user.role), session_id)
+
+
+async def _principal(session: AsyncSession, user_id: str, username: str, role: Role, session_id: str) -> Principal:
     if role is Role.ADMIN:
-        return Principal(user.id, user.username, role, session_id, None, None)
-    rows = (
-        await session.execute(
-            select(col(Membership.kind), col(Membership.ref)).where(col(Membership.user_id) == user.id)
-        )
-    ).all()
+        return Principal(user_id, username, role, session_id, None, None)
     refs: dict[str, set[str]] = {kind.value: set() for kind in MembershipKind}
-    for kind, ref in rows:
+    for kind, ref in await _MEMBERSHIPS.rows(session, {"user": user_id}):
         refs[kind].add(ref)
     accounts = refs[MembershipKind.ACCOUNT]
     if role is Role.SERVICE_REP:
-        managed = await session.scalars(select(col(Account.id)).where(col(Account.account_manager_id) == user.id))
-        accounts |= set(managed)
+        accounts |= {account_id for (account_id,) in await _MANAGED_ACCOUNTS.rows(session, {"user": user_id})}
     if role is Role.SUPERVISOR and refs[MembershipKind.REGION]:
         in_regions = await session.scalars(
             select(col(Account.id)).where(col(Account.region).in_(sorted(refs[MembershipKind.REGION])))
         )
         accounts |= set(in_regions)
     plants = refs[MembershipKind.PLANT] if role in (Role.INSPECTOR, Role.SUPERVISOR) else set()
-    return Principal(user.id, user.username, role, session_id, frozenset(plants), frozenset(accounts))
+    return Principal(user_id, username, role, session_id, frozenset(plants), frozenset(accounts))
