@@ -16,8 +16,9 @@ import pytest
 from sqlalchemy import String, bindparam, event, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from loopline.core import db as db_module
 from loopline.core.access import Role
-from loopline.core.db import Database, table_of
+from loopline.core.db import Database, insert_rows, table_of
 from loopline.core.prepared import Prepared
 from loopline.core.runtime import Runtime
 from loopline.people.models import User
@@ -181,3 +182,28 @@ async def test_on_the_inline_writer_it_runs_at_the_driver_and_elsewhere_through_
         event.listen(db.reader.sync_engine, "before_cursor_execute", lambda *args: reads.append(args[2]))
         assert await prepared.rows(session, {"user": "odd.user"}) == [("c3", 3), ("c5", 5)]
         assert [read for read in reads if "sync_client" in read] == [str(_BY_USER.compile(db.reader))]
+
+
+@pytest.mark.skipif(not ON_SQLITE, reason="the driver path is SQLite's inline writer")
+async def test_inserts_go_to_the_driver_unless_a_listener_watches_their_table(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen = _statements_seen(db)
+
+    async def insert_device(client_id: str) -> None:
+        async with db.write_session() as session, session.begin():
+            [(user_id,)] = await Prepared(select(_users.id).where(_users.username == "odd.user")).rows(session)
+            device = {"client_id": client_id, "user_id": user_id, "last_mid": 9, "created_at": _at(9), "scope_sets": {}}
+            device["last_pulled_seq"] = 0  # `insert_rows` is given every column with a default
+            connection = await session.connection()
+            await connection.run_sync(insert_rows, table_of(SyncClient), [device])
+
+    await insert_device("at the driver")
+    assert not [sql for sql in seen if sql.startswith("INSERT")]
+    monkeypatch.setattr(db_module, "WATCHED_TABLES", {"sync_client"})
+    await insert_device("through sqlalchemy")
+    assert [sql for sql in seen if sql.startswith("INSERT")] != []
+    async with db.reader.connect() as connection:
+        stored = await connection.exec_driver_sql("SELECT created_at, scope_sets FROM sync_client WHERE last_mid = 9")
+        first, second = stored.all()
+        assert first == second

@@ -33,7 +33,7 @@ from sqlalchemy.sql.dml import UpdateBase
 
 from loopline.core.access import Principal, Role
 from loopline.core.clock import Clock
-from loopline.core.db import WRITES_TABLE
+from loopline.core.db import WATCHED_TABLES, WRITES_TABLE
 from loopline.core.errors import AppError, Forbidden
 
 ALGORITHM = "HS256"
@@ -114,6 +114,7 @@ class PrincipalCache:
 
     def __init__(self, clock: Clock, *, tables: Collection[str], ttl_s: float, capacity: int = 10_000) -> None:
         self.tables = frozenset(tables)
+        WATCHED_TABLES.update(self.tables)
         self._clock = clock
         self._ttl = timedelta(seconds=ttl_s)
         self._capacity = capacity

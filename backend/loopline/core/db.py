@@ -32,6 +32,7 @@ from sqlalchemy import Connection, Dialect, Table, event, insert, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlmodel import SQLModel
 
+from loopline.core.prepared import execute_at_driver, inline_sqlite
 from loopline.core.settings import Settings
 from loopline.core.sqlite_inline import inline_connector
 
@@ -77,6 +78,11 @@ def insert_rows(connection: Connection, table: Table, rows: Sequence[Mapping[str
                 last[index] = (value, processed)
             values[index] = processed
         parameters.append(tuple(values))
+    driver = inline_sqlite(connection)
+    if driver is not None and table.name not in WATCHED_TABLES:
+        # Through SQLAlchemy the statement cost more than SQLite's insert (core/prepared.py).
+        execute_at_driver(driver, connection.dialect, sql, parameters, many=True)
+        return
     connection.exec_driver_sql(sql, parameters, execution_options={WRITES_TABLE: table.name})
 
 
@@ -84,6 +90,9 @@ _UNSET = object()
 # The execution option that names the table a driver-level write goes to: listeners that
 # watch writes by table (the principal cache) cannot read it from the SQL text.
 WRITES_TABLE = "loopline.writes_table"
+# The tables whose writes a statement listener must see (the principal cache adds its own):
+# `insert_rows` writes the others at the driver on SQLite's inline writer, unseen by listeners.
+WATCHED_TABLES: set[str] = set()
 
 
 @functools.cache

@@ -20,7 +20,7 @@ paths alike.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,7 +62,7 @@ class Prepared:
         return self._run(driver, connection.dialect, parameters or {})
 
     def rows_in(self, connection: Connection, parameters: Mapping[str, Any] | None = None) -> Rows:
-        driver = _inline_sqlite(connection)
+        driver = inline_sqlite(connection)
         if driver is None:
             return _rows(connection.execute(self.statement, parameters))
         return self._run(driver, connection.dialect, parameters or {})
@@ -73,10 +73,7 @@ class Prepared:
         for name, bound, process in compiled.parameters:
             value = given.get(name, bound)
             values.append(value if process is None else process(value))
-        try:
-            return driver.execute(compiled.sql, values).fetchall()
-        except sqlite3.Error as error:
-            raise DBAPIError.instance(compiled.sql, values, error, sqlite3.Error, dialect=dialect) from error
+        return execute_at_driver(driver, dialect, compiled.sql, values)
 
     def _compile(self, dialect: Dialect) -> _Compiled:
         assert isinstance(self.statement, ClauseElement)
@@ -120,7 +117,7 @@ async def _connection_of(session: AsyncSession) -> tuple[AsyncConnection, sqlite
         return kept[1], kept[2]
     connection = await session.connection()
     assert connection.sync_connection is not None
-    driver = _inline_sqlite(connection.sync_connection)
+    driver = inline_sqlite(connection.sync_connection)
     innermost = session.sync_session.get_nested_transaction() or session.sync_session.get_transaction()
     session.info[_CONNECTION] = (innermost, connection, driver)
     return connection, driver
@@ -130,7 +127,21 @@ def _rows(result: CursorResult[Any]) -> Rows:
     return [tuple(row) for row in result] if result.returns_rows else []
 
 
-def _inline_sqlite(connection: Connection) -> sqlite3.Connection | None:
+def inline_sqlite(connection: Connection) -> sqlite3.Connection | None:
     """The sqlite3 connection under `connection` when it is the writer's inline one."""
     driver = connection.connection.driver_connection
     return driver.sqlite if isinstance(driver, InlineConnection) else None
+
+
+def execute_at_driver(
+    driver: sqlite3.Connection, dialect: Dialect, sql: str, values: Sequence[Any], *, many: bool = False
+) -> Rows:
+    """Run `sql` on `driver` (`values` a sequence of rows' values when `many`); a driver error
+    is raised as SQLAlchemy raises it."""
+    try:
+        if many:
+            driver.executemany(sql, values)
+            return []
+        return driver.execute(sql, values).fetchall()
+    except sqlite3.Error as error:
+        raise DBAPIError.instance(sql, values, error, sqlite3.Error, dialect=dialect) from error
