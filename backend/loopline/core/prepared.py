@@ -11,8 +11,8 @@ that sqlite3 connection directly. Anywhere else (PostgreSQL, aiosqlite) it runs 
 SQLAlchemy as before.
 
 At the driver, the engine's statement events do not see it. So: for reads, and for writes
-to bookkeeping tables that no listener watches (the principal cache watches users,
-memberships, login sessions and accounts: core/auth.py). A driver error is raised as
+to bookkeeping tables that no listener watches (`db.WATCHED_TABLES`: the principal
+cache's users, memberships, login sessions and accounts). A driver error is raised as
 SQLAlchemy raises it (`OperationalError`, `IntegrityError`, …), so callers handle both
 paths alike.
 """
@@ -20,15 +20,16 @@ paths alike.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, CursorResult, Dialect
+from sqlalchemy import BindParameter, Connection, CursorResult, Dialect, bindparam
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.sql import ClauseElement, Executable
 from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.types import TypeEngine
 
 from loopline.core.sqlite_inline import InlineConnection
 
@@ -121,6 +122,17 @@ async def _connection_of(session: AsyncSession) -> tuple[AsyncConnection, sqlite
     innermost = session.sync_session.get_nested_transaction() or session.sync_session.get_transaction()
     session.info[_CONNECTION] = (innermost, connection, driver)
     return connection, driver
+
+
+def numbered_parameters(prefix: str, count: int, type_: TypeEngine[Any]) -> list[BindParameter[Any]]:
+    """Parameters `<prefix>_0` to `<prefix>_<count - 1>`, for a statement built once per number of
+    values (a list of them would be an expanding parameter, spelled out at every run)."""
+    return [bindparam(f"{prefix}_{n}", type_=type_) for n in range(count)]
+
+
+def numbered_values(prefix: str, values: Iterable[Any]) -> dict[str, Any]:
+    """`values` as the parameters of `numbered_parameters(prefix, …)`."""
+    return {f"{prefix}_{n}": value for n, value in enumerate(values)}
 
 
 def _rows(result: CursorResult[Any]) -> Rows:

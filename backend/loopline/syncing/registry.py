@@ -16,12 +16,12 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import String, bindparam
+from sqlalchemy import String
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from loopline.core.access import Principal, ScopedEntity
-from loopline.core.prepared import Prepared
+from loopline.core.prepared import Prepared, numbered_parameters, numbered_values
 from loopline.core.uow import UnitOfWork
 
 M = TypeVar("M", bound=BaseModel)
@@ -86,7 +86,7 @@ async def readable_ids(ctx: MutationContext, model: type[ScopedEntity], entity_i
     if not wanted:
         return set()
     query = _readable_ids_query(model, ctx.principal, len(wanted))
-    rows = await query.rows(ctx.session, {f"id_{n}": entity_id for n, entity_id in enumerate(wanted)})
+    rows = await query.rows(ctx.session, numbered_values("id", wanted))
     return {entity_id for (entity_id,) in rows}
 
 
@@ -95,7 +95,7 @@ def _readable_ids_query(model: type[ScopedEntity], principal: Principal, count: 
     """Which of `count` ids (`id_<n>`) the principal may read. Built once per user session and
     number of ids: every post checks its thread, and building the access filter costs more
     than running it."""
-    ids = [bindparam(f"id_{n}", type_=String) for n in range(count)]
+    ids = numbered_parameters("id", count, String())
     return Prepared(select(col(model.id)).where(col(model.id).in_(ids), model.read_filter(principal)))
 
 

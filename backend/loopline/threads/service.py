@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from pydantic import BaseModel
-from sqlalchemy import ColumnElement, Integer, String, Subquery, and_, bindparam, case, func, insert, or_, update
+from sqlalchemy import ColumnElement, Integer, String, Subquery, and_, case, func, insert, or_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlmodel import col, select
@@ -22,7 +22,7 @@ from loopline.core.db import table_of
 from loopline.core.errors import AppError
 from loopline.core.ids import new_id
 from loopline.core.pagination import Page, decode_cursor, encode_cursor
-from loopline.core.prepared import Prepared
+from loopline.core.prepared import Prepared, numbered_parameters, numbered_values
 from loopline.core.uow import UnitOfWork, insert_entities
 from loopline.people.models import User
 from loopline.threads.models import Message, SubjectType, Thread, ThreadCounter, ThreadParticipant, Visibility
@@ -105,8 +105,7 @@ async def add_participants_to_threads(session: AsyncSession, participants: Itera
         return
     thread_ids = sorted({thread_id for thread_id, _ in wanted})
     user_ids = sorted({user_id for _, user_id in wanted})
-    parameters = {f"thread_{n}": thread_id for n, thread_id in enumerate(thread_ids)}
-    parameters |= {f"user_{n}": user_id for n, user_id in enumerate(user_ids)}
+    parameters = numbered_values("thread", thread_ids) | numbered_values("user", user_ids)
     present = set(await _participants_among(len(thread_ids), len(user_ids)).rows(session, parameters))
     await insert_entities(
         session,
@@ -125,8 +124,8 @@ def _participants_among(threads: int, users: int) -> Prepared:
     users (`user_<n>`). Built once per shape: a post checks whether its author takes part."""
     return Prepared(
         select(col(ThreadParticipant.thread_id), col(ThreadParticipant.user_id)).where(
-            col(ThreadParticipant.thread_id).in_([bindparam(f"thread_{n}", type_=String) for n in range(threads)]),
-            col(ThreadParticipant.user_id).in_([bindparam(f"user_{n}", type_=String) for n in range(users)]),
+            col(ThreadParticipant.thread_id).in_(numbered_parameters("thread", threads, String())),
+            col(ThreadParticipant.user_id).in_(numbered_parameters("user", users, String())),
         )
     )
 
@@ -187,8 +186,8 @@ def _reserve_seqs(threads: int) -> Prepared:
     Built once per number of threads: every post runs it, and building it costs more than
     running it."""
     # Typed: PostgreSQL cannot tell the type of a parameter that only a CASE returns.
-    ids = [bindparam(f"thread_{n}", type_=String) for n in range(threads)]
-    counts = [bindparam(f"count_{n}", type_=Integer) for n in range(threads)]
+    ids = numbered_parameters("thread", threads, String())
+    counts = numbered_parameters("count", threads, Integer())
     added = case(*((_counters.thread_id == thread_id, count) for thread_id, count in zip(ids, counts, strict=True)))
     return Prepared(
         update(table_of(ThreadCounter))
@@ -216,9 +215,7 @@ async def append_messages(uow: UnitOfWork, drafts: Sequence[MessageDraft]) -> li
         return []
     # One statement reserves the numbers: the row locks it takes (PostgreSQL; SQLite holds the
     # database's write lock already) mean concurrent posts to a thread never share one.
-    parameters: dict[str, str | int] = {}
-    for n, (thread_id, count) in enumerate(per_thread.items()):
-        parameters |= {f"thread_{n}": thread_id, f"count_{n}": count}
+    parameters = numbered_values("thread", per_thread) | numbered_values("count", per_thread.values())
     reserved = await _reserve_seqs(len(per_thread)).rows(uow.session, parameters)
     next_seq = {thread_id: last_seq - per_thread[thread_id] + 1 for thread_id, last_seq in reserved}
     if uncounted := per_thread.keys() - next_seq.keys():
