@@ -125,7 +125,7 @@ POLICY: dict[str, Access] = {
 }
 
 
-async def _operations(client: AsyncTestClient[Any]) -> list[tuple[str, str, str]]:
+async def operations(client: AsyncTestClient[Any]) -> list[tuple[str, str, str]]:
     document = (await client.get("/schema/openapi.json")).json()
     return [
         (op["operationId"], method.upper(), path)
@@ -136,7 +136,7 @@ async def _operations(client: AsyncTestClient[Any]) -> list[tuple[str, str, str]
 
 
 async def test_every_documented_operation_has_an_access_policy(client: AsyncTestClient[Any]) -> None:
-    documented = {op for op, _, _ in await _operations(client)}
+    documented = {op for op, _, _ in await operations(client)}
     assert documented - POLICY.keys() == set(), "routes without an access policy"
     assert POLICY.keys() - documented == set(), "policies for routes that no longer exist"
 
@@ -162,7 +162,7 @@ async def test_each_role_gets_exactly_its_access_on_every_route(
     client: AsyncTestClient[Any], login: Login, role: str | None
 ) -> None:
     mismatches = []
-    for operation, method, path in await _operations(client):
+    for operation, method, path in await operations(client):
         if operation in {"login", "refresh_token"}:
             continue  # public by design; exercised in test_auth
         url = re.sub(r"\{[^}]+\}", str(uuid.uuid4()), path)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from litestar import Controller, get
 from litestar.params import FromPath, FromQuery
 from pydantic import BaseModel
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from loopline.catalog.models import (
@@ -22,6 +25,7 @@ from loopline.catalog.models import (
 from loopline.core.admin_crud import master_data_controller
 from loopline.core.api import Cursor, IdFilter, Limit, PrincipalDep, SessionDep
 from loopline.core.pagination import Page, equal_filters, get_readable, list_readable
+from loopline.core.time_zones import require_known_time_zone
 
 
 class PlantController(Controller):
@@ -149,12 +153,17 @@ class ReferenceDataController(Controller):
         return await list_readable(session, DefectCategoryMap, principal, cursor=cursor, limit=limit)
 
 
+async def _plant_in_a_known_time_zone(_session: AsyncSession, values: dict[str, Any]) -> dict[str, Any]:
+    require_known_time_zone(values["tz"])
+    return values
+
+
 controllers: list[type[Controller]] = [
     PlantController,
     ProductModelController,
     InspectionPlanController,
     ReferenceDataController,
-    master_data_controller(Plant, "plants"),
+    master_data_controller(Plant, "plants", derive=_plant_in_a_known_time_zone),
     master_data_controller(Line, "lines"),
     master_data_controller(ProductModel, "product-models"),
     master_data_controller(InspectionPlan, "inspection-plans"),

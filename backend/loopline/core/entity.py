@@ -35,6 +35,11 @@ def user_scope(user_id: str) -> str:
     return f"user:{user_id}"
 
 
+def person_scope(user_id: str) -> str:
+    """A user's directory card (name, e-mail): read by the people who work with them, not by all staff."""
+    return f"person:{user_id}"
+
+
 def thread_scope(thread_id: str) -> str:
     return f"thread:{thread_id}"
 

@@ -8,6 +8,7 @@ from litestar.params import FromPath
 from loopline.core.api import PrincipalDep, SessionDep
 from loopline.core.pagination import get_readable
 from loopline.customer.models import Case
+from loopline.loop.customer_context import CustomerCaseContext, customer_case_context
 from loopline.loop.trace import BatchTrace, CaseContext, batch_trace, case_context
 from loopline.quality.models import Batch
 
@@ -22,9 +23,14 @@ class LoopViewController(Controller):
         return await batch_trace(session, principal, batch)
 
     @get("/cases/{case_id:str}/context", operation_id="get_case_context")
-    async def context(self, session: SessionDep, principal: PrincipalDep, case_id: FromPath[str]) -> CaseContext:
+    async def context(
+        self, session: SessionDep, principal: PrincipalDep, case_id: FromPath[str]
+    ) -> CaseContext | CustomerCaseContext:
+        """Staff see the case's quality evidence; a customer sees what is published to them."""
         case = await get_readable(session, Case, principal, case_id)
-        return await case_context(session, case)
+        if principal.is_staff:
+            return await case_context(session, case)
+        return await customer_case_context(session, principal, case)
 
 
 controllers = [LoopViewController]

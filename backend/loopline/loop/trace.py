@@ -119,7 +119,7 @@ class CaseContext(BaseModel):
     attachments: list[Attachment]
 
 
-def _json_list_contains(column: Mapped[Any], value: str) -> ColumnElement[bool]:
+def json_list_contains(column: Mapped[Any], value: str) -> ColumnElement[bool]:
     # JSON arrays of UUIDs: a quoted match on the JSON text is exact and works on every dialect.
     return cast(column, String).like(f'%"{value}"%')
 
@@ -143,7 +143,7 @@ async def case_context(session: AsyncSession, case: Case) -> CaseContext:
         )
     nc_match: list[ColumnElement[bool]] = [col(NonConformance.id) == case.nc_id] if case.nc_id else []
     if batch is not None:
-        nc_match.append(_json_list_contains(col(NonConformance.batch_ids), batch.id))
+        nc_match.append(json_list_contains(col(NonConformance.batch_ids), batch.id))
     if nc_match:
         ncs = list(
             await session.scalars(select(NonConformance).where(or_(*nc_match)).order_by(col(NonConformance.number)))

@@ -5,13 +5,15 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import ClassVar
 
-from sqlalchemy import ColumnElement, UniqueConstraint, true
+from sqlalchemy import ColumnElement, CompoundSelect, UniqueConstraint, literal, select, true, union
 from sqlmodel import Field, SQLModel, col
 
-from loopline.core.access import Principal, Role, ScopedEntity
+from loopline.core.access import Principal, Role, ScopedEntity, member_of
 from loopline.core.audit import PersonalData
-from loopline.core.entity import STAFF_SCOPE, user_scope
+from loopline.core.entity import person_scope, user_scope
 from loopline.core.types import EnumString, UTCDateTime, UTCTimestamp, one_of
+from loopline.customer.models import Account
+from loopline.threads.models import Thread, ThreadParticipant
 
 
 class User(ScopedEntity, PersonalData, table=True):
@@ -29,12 +31,17 @@ class User(ScopedEntity, PersonalData, table=True):
     password_hash: str = Field(max_length=255)
 
     def scope_keys(self) -> list[str]:
-        return [user_scope(self.id), STAFF_SCOPE]
+        return [user_scope(self.id), person_scope(self.id)]
 
     @classmethod
     def read_filter(cls, principal: Principal) -> ColumnElement[bool]:
-        # Staff see the directory (for mentions and assignment); a customer sees themself.
-        return true() if principal.is_staff else col(cls.id) == principal.user_id
+        # Nobody but an admin reads the whole directory: staff read the people they work with
+        # (for mentions, assignment and names in threads), a customer only themself.
+        if principal.is_admin:
+            return true()
+        if not principal.is_staff:
+            return col(cls.id) == principal.user_id
+        return col(cls.id).in_(colleague_ids(principal))
 
 
 class MembershipKind(StrEnum):
@@ -74,3 +81,26 @@ class RefreshToken(SQLModel, table=True):
     expires_at: UTCTimestamp = Field(sa_type=UTCDateTime)
     used_at: UTCTimestamp | None = Field(default=None, sa_type=UTCDateTime)
     revoked_at: UTCTimestamp | None = Field(default=None, sa_type=UTCDateTime)
+
+
+def colleague_ids(principal: Principal) -> CompoundSelect:
+    """The users a staff member works with, themself included; the same rule for REST reads and sync scopes.
+
+    Colleagues are the members of their plants and accounts (a service rep's accounts bring
+    that account's portal users), the managers of their accounts, and the participants of
+    the threads they may read.
+    """
+    plant_members = select(col(Membership.user_id)).where(
+        col(Membership.kind) == MembershipKind.PLANT, member_of(Membership.ref, principal.plant_ids)
+    )
+    account_members = select(col(Membership.user_id)).where(
+        col(Membership.kind) == MembershipKind.ACCOUNT, member_of(Membership.ref, principal.account_ids)
+    )
+    managers = select(col(Account.account_manager_id)).where(
+        member_of(Account.id, principal.account_ids), col(Account.account_manager_id).is_not(None)
+    )
+    readable_threads = select(col(Thread.id)).where(Thread.read_filter(principal))
+    co_participants = select(col(ThreadParticipant.user_id)).where(
+        col(ThreadParticipant.thread_id).in_(readable_threads)
+    )
+    return union(select(literal(principal.user_id)), plant_members, account_members, managers, co_participants)

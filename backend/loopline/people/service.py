@@ -53,6 +53,7 @@ async def add_user(
     memberships: Sequence[tuple[MembershipKind, str]] = (),
 ) -> User:
     """Add a user and their memberships inside the caller's unit of work."""
+    _require_memberships_fit_role(role, memberships)
     user = User.model_validate(
         {
             "username": username,
@@ -66,6 +67,19 @@ async def add_user(
     await session.flush()
     session.add_all(Membership(user_id=user.id, kind=kind, ref=ref) for kind, ref in memberships)
     return user
+
+
+def _require_memberships_fit_role(role: Role, memberships: Sequence[tuple[MembershipKind, str]]) -> None:
+    """A customer portal user belongs to their accounts only: a plant or region would open staff data to them."""
+    if role is not Role.CUSTOMER:
+        return
+    refused = sorted({kind.value for kind, _ in memberships if kind != MembershipKind.ACCOUNT})
+    if refused:
+        raise AppError(
+            "invalid_membership",
+            "A customer portal user belongs to accounts only, never to a plant or a region.",
+            details={"role": role.value, "kinds": refused},
+        )
 
 
 async def create_user(runtime: Runtime, *, actor: str, **details: Any) -> User:

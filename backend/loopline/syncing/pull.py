@@ -3,9 +3,10 @@
 With no cursor a pull is an initial sync: the current state of every readable entity as
 `put`s (the latest log row of each entity up to a snapshot seq), in seq order, then the
 log after the snapshot. A cursor from another epoch or from before the compaction
-horizon answers `reset_required`, and so does a user who gained a scope (new data
-cannot be sent as a diff of the log); a user who lost scopes receives deletes for what
-left them. `last_mid` and the page come from one read transaction.
+horizon answers `reset_required`, and so does a user who gained a plant or an account
+(its history cannot be sent as a diff of the log); a gained thread or colleague arrives as
+its current state, and a user who lost scopes receives deletes for what left them.
+`last_mid` and the page come from one read transaction.
 """
 
 from __future__ import annotations
@@ -149,8 +150,12 @@ async def _scope_difference(
     return changes
 
 
-def _only_threads(scopes: frozenset[str]) -> bool:
-    return all(key.startswith("thread:") for key in scopes)
+# Scopes of one thread or one person are small enough to send as their current state when gained.
+DIFFERENTIAL_SCOPES = ("thread:", "person:")
+
+
+def _sent_as_difference(gained: frozenset[str]) -> bool:
+    return all(key.startswith(DIFFERENTIAL_SCOPES) for key in gained)
 
 
 async def bind_and_record_scopes(
@@ -222,7 +227,7 @@ async def pull(runtime: Runtime, principal: Principal, request: PullRequest) -> 
                 scopes is None
                 or ALL_SCOPES in before
                 or cursor.phase == "snapshot"
-                or not _only_threads(scopes - before)
+                or not _sent_as_difference(scopes - before)
             ):
                 return reset()
             try:

@@ -1,4 +1,5 @@
-"""The change-log scopes one user reads: their role's scopes plus the threads they take part in."""
+"""The change-log scopes one user reads: their role's scopes, the threads they take part in, and,
+for staff, the directory cards of the people they work with."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from sqlmodel import col, select
 
 from loopline.core.access import Principal, Role, member_of
 from loopline.core.changelog import ChangeLog
-from loopline.core.entity import customer_thread_scope, thread_scope
+from loopline.core.entity import customer_thread_scope, person_scope, thread_scope
+from loopline.people.models import colleague_ids
 from loopline.threads.models import Thread, ThreadParticipant
 
 
@@ -27,6 +29,8 @@ async def readable_scopes(session: AsyncSession, principal: Principal) -> frozen
         keys.add(customer_thread_scope(thread_id))
         if principal.is_staff:
             keys.add(thread_scope(thread_id))
+    if principal.is_staff:
+        keys.update(person_scope(user_id) for user_id in await session.scalars(colleague_ids(principal)))
     return frozenset(keys)
 
 
