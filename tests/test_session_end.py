@@ -63,6 +63,11 @@ def servers(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
         yield Servers(settings, first, second)
 
 
+def answer(response: httpx.Response) -> tuple[int, str | None]:
+    """The status and error code of a response (None when it is no error)."""
+    return response.status_code, response.json().get("error", {}).get("code")
+
+
 def bearer(tokens: dict[str, Any]) -> dict[str, str]:
     return {"Authorization": f"Bearer {tokens['access_token']}"}
 
@@ -83,6 +88,7 @@ class Scene:
     admin: dict[str, Any]
     victim_id: str
     victim_name: str
+    victim_account: str  # the account a customer victim belongs to
     # The victim's newest tokens: those that must stop working.
     victim: dict[str, Any]
     # Sessions that must keep working after the ending.
@@ -100,7 +106,7 @@ async def refresh_token_reuse(scene: Scene) -> None:
     assert rotated.status_code == 200, rotated.text
     scene.victim = rotated.json()
     replayed = await scene.ending.post("/api/v1/auth/refresh", json={"refresh_token": copied})
-    assert replayed.json()["error"]["code"] == "refresh_token_reused"
+    assert answer(replayed) == (401, "refresh_token_reused")
 
 
 async def _patch_victim(scene: Scene, by: dict[str, Any], **changes: Any) -> None:
@@ -124,23 +130,50 @@ async def password_change(scene: Scene) -> None:
     scene.kept.append(acting)
 
 
-Way = Callable[[Scene], Awaitable[None]]
-WAYS: dict[str, tuple[str, Way]] = {
-    "logout": ("inspector", logout),
-    "refresh-token reuse": ("inspector", refresh_token_reuse),
-    "deactivation": ("inspector", deactivation),
-    "password change": ("admin", password_change),  # only administrators set their own password
-    "password reset": ("inspector", password_reset),
+async def erasure(scene: Scene) -> None:
+    """The contact behind a customer's portal login is erased, which closes the login."""
+    contacts = await scene.ending.get(
+        "/api/v1/contacts", params={"account_id": scene.victim_account}, headers=bearer(scene.admin)
+    )
+    [contact] = [c for c in contacts.json()["items"] if c["email"] == email_of(scene.victim_name)]
+    erased = await scene.ending.post(
+        f"/api/v1/compliance/contacts/{contact['id']}/erasure",
+        json={"reason": "the contact asked"},
+        headers=bearer(scene.admin),
+    )
+    assert erased.status_code == 200, erased.text
+
+
+@dataclass(frozen=True)
+class Way:
+    end: Callable[[Scene], Awaitable[None]]
+    victim_role: str = "inspector"
+
+
+WAYS = {
+    "logout": Way(logout),
+    "refresh-token reuse": Way(refresh_token_reuse),
+    "deactivation": Way(deactivation),
+    "password change": Way(password_change, "admin"),  # only administrators set their own password
+    "password reset": Way(password_reset),
+    "erasure": Way(erasure, "customer"),
 }
 
 
-async def new_user(http: httpx.AsyncClient, admin: dict[str, Any], role: str) -> tuple[str, str]:
+def email_of(username: str) -> str:
+    return f"{username}@example.test"
+
+
+async def new_victim(http: httpx.AsyncClient, admin: dict[str, Any], role: str, account_id: str) -> tuple[str, str]:
+    """A new user of `role` (a customer of `account_id`, with a contact of their own there); their id and name."""
     username = f"victim-{uuid.uuid4().hex[:10]}"
-    created = await http.post(
-        "/api/v1/admin/users",
-        json={"username": username, "password": DEMO_PASSWORD, "display_name": username, "role": role},
-        headers=bearer(admin),
-    )
+    body = {"username": username, "password": DEMO_PASSWORD, "display_name": username, "role": role}
+    if role == "customer":
+        body |= {"email": email_of(username), "memberships": [{"kind": "account", "ref": account_id}]}
+        contact = {"account_id": account_id, "name": username, "email": email_of(username)}
+        created_contact = await http.post("/api/v1/admin/contacts", json=contact, headers=bearer(admin))
+        assert created_contact.status_code == 201, created_contact.text
+    created = await http.post("/api/v1/admin/users", json=body, headers=bearer(admin))
     assert created.status_code == 201, created.text
     return created.json()["id"], username
 
@@ -158,31 +191,33 @@ async def closed_with(live: Live, within_s: float) -> int | None:
 async def test_every_way_a_session_ends_ends_rest_refresh_and_its_sockets_within_a_second(
     servers: Servers, way: str
 ) -> None:
-    role, end = WAYS[way]
     async with (
         httpx.AsyncClient(base_url=servers.ending, timeout=30) as ending,
         httpx.AsyncClient(base_url=servers.watching, timeout=30) as watching,
     ):
         admin = await sign_in(ending, "admin")
-        victim_id, victim_name = await new_user(ending, admin, role)
-        scene = Scene(ending, watching, admin, victim_id, victim_name, await sign_in(ending, victim_name))
+        accounts = await ending.get("/api/v1/accounts", params={"limit": 100}, headers=bearer(admin))
+        account_id = next(a["id"] for a in accounts.json()["items"] if a["code"] == "A-003")
+        victim_id, victim_name = await new_victim(ending, admin, WAYS[way].victim_role, account_id)
+        victim = await sign_in(ending, victim_name)
+        scene = Scene(ending, watching, admin, victim_id, victim_name, account_id, victim)
         wang = await User.sign_in(ending, "wang.lei")
         thread_id = await wang.new_thread()
-        await wang.post(thread_id, "joining you in", mentions=["lena.fischer", victim_name])
-        victim_socket = await Live.open(servers.watching, User(watching, bearer(scene.victim)))
+        await wang.post(thread_id, "joining you in", mentions=["lena.fischer"])
+        victim_socket = await Live.open(servers.watching, User(watching, bearer(victim)))
         bystander = await Live.open(servers.watching, await User.sign_in(watching, "lena.fischer"))
+        await victim_socket.until(lambda live: live.cursor is not None)
         before = await wang.post(thread_id, "before the session ends")
-        for live in (victim_socket, bystander):
-            await live.until(lambda live: before in live.message_ids())
+        await bystander.until(lambda live: before in live.message_ids())
 
-        await end(scene)
+        await WAYS[way].end(scene)
 
         assert await closed_with(victim_socket, ENDED_WITHIN_S) == CLOSE_SESSION_ENDED
         for http in (ending, watching):
             me = await http.get("/api/v1/me", headers=bearer(scene.victim))
-            assert (me.status_code, me.json()["error"]["code"]) == (401, "session_ended")
+            assert answer(me) == (401, "session_ended")
         refreshed = await ending.post("/api/v1/auth/refresh", json={"refresh_token": scene.victim["refresh_token"]})
-        assert (refreshed.status_code, refreshed.json()["error"]["code"]) == (401, "session_ended")
+        assert answer(refreshed) == (401, "session_ended")
 
         # Nobody else is affected: another user's socket stays open and gets what follows.
         after = await wang.post(thread_id, "after the session ended")
