@@ -167,7 +167,7 @@ def email_of(username: str) -> str:
 async def new_victim(http: httpx.AsyncClient, admin: dict[str, Any], role: str, account_id: str) -> tuple[str, str]:
     """A new user of `role` (a customer of `account_id`, with a contact of their own there); their id and name."""
     username = f"victim-{uuid.uuid4().hex[:10]}"
-    body = {"username": username, "password": DEMO_PASSWORD, "display_name": username, "role": role}
+    body: dict[str, Any] = {"username": username, "password": DEMO_PASSWORD, "display_name": username, "role": role}
     if role == "customer":
         body |= {"email": email_of(username), "memberships": [{"kind": "account", "ref": account_id}]}
         contact = {"account_id": account_id, "name": username, "email": email_of(username)}
