@@ -1,53 +1,25 @@
 """Two server processes sharing PostgreSQL and Redis: the live tail across processes.
 
-Needs the local PostgreSQL and Redis services. Skipped when they are not reachable, unless
-`LOOPLINE_REQUIRE_SCALEOUT=1` (as `.ci/run` sets it), which turns a skip into a failure.
+Needs the local PostgreSQL and Redis services (see tests/scaleout.py).
 """
 
 from __future__ import annotations
 
-import asyncio
-import os
 from collections.abc import Iterator
 
-import asyncpg
 import httpx
 import pytest
-import redis
 
 from tests.live_helpers import Live, User
+from tests.scaleout import POSTGRES, REDIS, require_scaleout_services
 from tests.support import demo_world, running_server
 
 pytestmark = pytest.mark.timeout(180)
 
-POSTGRES = os.environ.get("LOOPLINE_SCALEOUT_POSTGRES", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
-REDIS = os.environ.get("LOOPLINE_SCALEOUT_REDIS", "redis://127.0.0.1:6379/0")
-REQUIRED = os.environ.get("LOOPLINE_REQUIRE_SCALEOUT") == "1"
-
-
-def missing_service() -> str | None:
-    async def postgres() -> None:
-        connection = await asyncpg.connect(POSTGRES.replace("+asyncpg", ""), timeout=5)
-        await connection.close()
-
-    try:
-        asyncio.run(postgres())
-    except (OSError, asyncpg.PostgresError) as exc:
-        return f"PostgreSQL at {POSTGRES} is not reachable: {exc}"
-    try:
-        redis.Redis.from_url(REDIS, socket_connect_timeout=5).ping()
-    except redis.RedisError as exc:
-        return f"Redis at {REDIS} is not reachable: {exc}"
-    return None
-
 
 @pytest.fixture(scope="module")
 def two_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
-    reason = missing_service()
-    if reason is not None:
-        if REQUIRED:
-            pytest.fail(reason)
-        pytest.skip(reason)
+    require_scaleout_services()
     # Polling the log is slowed to a minute, so only the Redis doorbell can deliver within the test's timeouts.
     env = [("LOOPLINE_REDIS_URL", REDIS), ("LOOPLINE_WS_POLL_INTERVAL_S", "60")]
     with (

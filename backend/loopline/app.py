@@ -122,9 +122,11 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             queue_limit=settings.ws_queue_limit,
             send_timeout_s=settings.ws_send_timeout_s,
             poll_interval_s=settings.ws_poll_interval_s,
+            session_check_interval_s=settings.ws_session_check_interval_s,
         ),
     )
     runtime.after_commit.append(hub.ring)
+    runtime.on_sessions_ended.append(hub.end_sessions)
 
     async def load_principal(claims: dict[str, Any]) -> Principal | None:
         return await people_service.load_principal(runtime, claims)

@@ -45,6 +45,7 @@ from loopline.core.pagination import get_readable
 from loopline.core.runtime import Runtime
 from loopline.customer.models import AdvisoryRecipient, Contact, RecipientState
 from loopline.people.models import Membership, MembershipKind, User
+from loopline.people.service import end_sessions
 
 # Supervisors may erase within the accounts they read: they own the quality records the
 # contact stays part of. Service reps handle the customer but do not decide on erasure.
@@ -79,6 +80,7 @@ async def erase_contact(runtime: Runtime, principal: Principal, contact_id: str,
         _pseudonymize_contact(contact, now)
         for user in logins:
             _close_login(user)
+            await end_sessions(runtime, uow, user_id=user.id)
         withdrawn = await _withdraw_from_unsent_advisories(session, contact.id)
         # Versions and times are set at flush: the rewritten log rows carry the final state.
         await session.flush()
@@ -141,7 +143,7 @@ def _close_login(user: User) -> None:
     user.username = f"erased-{user.id}"
     user.display_name = _pseudonym("user", user.id)
     user.email = None
-    user.is_active = False  # ends the user's sessions at their next request
+    user.is_active = False
     wipe_personal_salt(user)
 
 

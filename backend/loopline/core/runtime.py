@@ -8,6 +8,7 @@ from loopline.core.clock import Clock
 from loopline.core.db import Database
 from loopline.core.group_commit import GroupCommit
 from loopline.core.ratelimit import SlidingWindowLimiter
+from loopline.core.session_end import SessionsEndedHook
 from loopline.core.settings import Settings
 from loopline.core.uow import AfterCommit, UnitOfWork
 
@@ -21,6 +22,8 @@ class Runtime:
     login_by_address: SlidingWindowLimiter = field(init=False)
     # Called after every commit that appended to the change log (see realtime/hub.py).
     after_commit: list[AfterCommit] = field(default_factory=list)
+    # Told after every commit that ended login sessions (see core/session_end.py); must not block.
+    on_sessions_ended: list[SessionsEndedHook] = field(default_factory=list)
     # Small concurrent writes (sync pushes) share transactions (see core/group_commit.py).
     group_commit: GroupCommit = field(init=False)
 

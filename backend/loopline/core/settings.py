@@ -64,6 +64,9 @@ class Settings:
     ws_send_timeout_s: float = 10.0
     # How often the live tail checks the log for commits whose doorbell was lost (or rang in another process).
     ws_poll_interval_s: float = 2.0
+    # How often the live tail asks the database whether the sessions of its open sockets are alive:
+    # the longest an ended session keeps a socket when the news of its end was lost.
+    ws_session_check_interval_s: float = 5.0
     # Comma-separated crash points for the fault-injection tests (e.g. "kill_after_push_commit");
     # empty in every real deployment.
     fault_injection: str = ""

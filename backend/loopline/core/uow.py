@@ -133,6 +133,8 @@ class _Context:
     # Rows of bookkeeping tables (the domain-event outbox) written with one statement per table at commit.
     staged: dict[Table, list[dict[str, Any]]] = field(default_factory=dict)
     committed: list[CommittedChange] = field(default_factory=list)
+    # Told once the transaction has committed (an ended session's sockets close then); never on rollback.
+    on_commit: list[Callable[[], None]] = field(default_factory=list)
 
     def end_command(self) -> None:
         """Move the running command's changes to the books, under its actor (flushed first)."""
@@ -406,6 +408,10 @@ class UnitOfWork:
             {"entity": entity, "entity_id": entity_id, "action": action, "diff": to_jsonable(diff)}
         )
 
+    def call_on_commit(self, callback: Callable[[], None]) -> None:
+        """Call `callback` once this transaction has committed; never if it rolls back."""
+        self._context.on_commit.append(callback)
+
     async def write_staged(self) -> None:
         """Write the rows staged so far now (see `stage_rows`), for a read that must see them."""
         assert self.session is not None
@@ -427,6 +433,7 @@ class UnitOfWork:
         changes = {key: change.copy() for key, change in ctx.changes.items()}
         events = list(ctx.explicit_events)
         staged = {table: list(rows) for table, rows in ctx.staged.items()}
+        on_commit = list(ctx.on_commit)
         try:
             async with self.session.begin_nested():
                 yield
@@ -434,6 +441,7 @@ class UnitOfWork:
             ctx.changes = changes
             ctx.explicit_events = events
             ctx.staged = staged
+            ctx.on_commit = on_commit
             raise
 
     @asynccontextmanager
@@ -474,6 +482,8 @@ class UnitOfWork:
                 if self._context.committed:
                     for hook in self._after_commit:
                         hook(self._context.committed)
+                for callback in self._context.on_commit:
+                    callback()
             else:
                 await self.session.rollback()
                 self._context.committed.clear()

@@ -17,7 +17,6 @@ from loopline.core.errors import NotFound
 from loopline.core.pagination import Page, equal_filters, list_readable
 from loopline.people import service
 from loopline.people.models import Membership, MembershipKind, User
-from loopline.people.passwords import hash_password
 
 
 class LoginRequest(BaseModel):
@@ -162,17 +161,7 @@ class UserAdminController(Controller):
         data: JSONBody[UserPatch],
         user_id: IdPath,
     ) -> UserRead:
-        changes = data.model_dump(exclude_unset=True)
-        async with runtime.unit_of_work(actor=principal.user_id, command="admin.user.update") as session:
-            user = await session.get(User, user_id)
-            if user is None:
-                raise NotFound("user", user_id)
-            password = changes.pop("password", None)
-            if password:
-                user.password_hash = hash_password(password, runtime.settings)
-            for name, value in changes.items():
-                if value is not None:
-                    setattr(user, name, value)
+        user = await service.update_user(runtime, principal, user_id, data.model_dump(exclude_unset=True))
         return _user_read(user)
 
 

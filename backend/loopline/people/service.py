@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -16,12 +16,14 @@ from sqlmodel import col
 from loopline.core.access import Principal, Role
 from loopline.core.auth import NotAuthenticated, issue_access_token
 from loopline.core.db import table_of
-from loopline.core.errors import AppError
+from loopline.core.errors import AppError, NotFound
 from loopline.core.ids import new_id
 from loopline.core.prepared import Prepared
 from loopline.core.runtime import Runtime
+from loopline.core.session_end import EndedSessions
 from loopline.core.settings import Settings
 from loopline.core.types import UTCDateTime
+from loopline.core.uow import UnitOfWork
 from loopline.customer.models import Account
 from loopline.people.models import Membership, MembershipKind, RefreshToken, User
 from loopline.people.passwords import hash_password, verify_password
@@ -148,12 +150,38 @@ async def login(runtime: Runtime, *, username: str, password: str, address: str)
     return tokens
 
 
-async def _revoke_family(session: AsyncSession, family_id: str, now: Any) -> None:
-    await session.execute(
-        update(RefreshToken)
-        .where(col(RefreshToken.family_id) == family_id, col(RefreshToken.revoked_at).is_(None))
-        .values(revoked_at=now)
-    )
+async def end_sessions(
+    runtime: Runtime,
+    uow: UnitOfWork,
+    *,
+    user_id: str,
+    sessions: Collection[str] | None = None,
+    keep: str | None = None,
+) -> None:
+    """End `user_id`'s login `sessions` (None: all of them but `keep`) in `uow`'s transaction.
+
+    The one way any session ends. Revoking its refresh tokens makes REST and refresh refuse it
+    once the transaction commits; then `runtime.on_sessions_ended` hears of it, and the live
+    tail closes its sockets in every process.
+    """
+    tokens = table_of(RefreshToken)
+    statement = update(tokens).where(tokens.c.user_id == user_id, tokens.c.revoked_at.is_(None))
+    if sessions is not None:
+        statement = statement.where(tokens.c.family_id.in_(sorted(sessions)))
+    if keep is not None:
+        statement = statement.where(tokens.c.family_id != keep)
+    assert uow.session is not None
+    result = await uow.session.execute(statement.values(revoked_at=runtime.clock.now()).returning(tokens.c.family_id))
+    if sessions is None and keep is None:
+        ended = EndedSessions(user_id, None)
+    else:
+        ended = EndedSessions(user_id, frozenset(sessions or ()) | frozenset(result.scalars()))
+
+    def announce() -> None:
+        for hook in runtime.on_sessions_ended:
+            hook(ended)
+
+    uow.call_on_commit(announce)
 
 
 async def refresh(runtime: Runtime, *, refresh_token: str) -> TokenPair:
@@ -178,7 +206,7 @@ async def refresh(runtime: Runtime, *, refresh_token: str) -> TokenPair:
             token.used_at = now
             return await _issue_session_tokens(runtime, session, user, token.family_id)
         # A rotated token came back: someone holds a copy. End the whole session, then refuse.
-        await _revoke_family(session, token.family_id, now)
+        await end_sessions(runtime, uow, user_id=token.user_id, sessions=[token.family_id])
         uow.audit(entity="session", entity_id=token.family_id, action="auth.refresh_reuse_detected")
     raise NotAuthenticated(
         "refresh_token_reused", "This refresh token was already used; the session has been ended for safety."
@@ -187,13 +215,39 @@ async def refresh(runtime: Runtime, *, refresh_token: str) -> TokenPair:
 
 async def logout(runtime: Runtime, principal: Principal) -> None:
     uow = runtime.unit_of_work(actor=principal.user_id, command="auth.logout")
-    async with uow as session:
-        await _revoke_family(session, principal.session_id, runtime.clock.now())
+    async with uow:
+        await end_sessions(runtime, uow, user_id=principal.user_id, sessions=[principal.session_id])
         uow.audit(entity="session", entity_id=principal.session_id, action="auth.logout")
 
 
+async def update_user(runtime: Runtime, actor: Principal, user_id: str, changes: dict[str, Any]) -> User:
+    """Apply an administrator's `changes` (fields of `User`, and `password`) to a user.
+
+    Deactivating a user ends all their sessions. A new password ends every session that
+    the old one opened: all of them when an administrator resets someone's password, all
+    but the acting one when administrators change their own.
+    """
+    uow = runtime.unit_of_work(actor=actor.user_id, command="admin.user.update")
+    async with uow as session:
+        user = await session.get(User, user_id)
+        if user is None:
+            raise NotFound("user", user_id)
+        password = changes.pop("password", None)
+        if password:
+            user.password_hash = hash_password(password, runtime.settings)
+        for name, value in changes.items():
+            if value is not None:
+                setattr(user, name, value)
+        deactivated = changes.get("is_active") is False
+        if deactivated or password:
+            keep = actor.session_id if user.id == actor.user_id and not deactivated else None
+            await end_sessions(runtime, uow, user_id=user.id, keep=keep)
+    return user
+
+
 # A principal's reads, built once: every request whose cached principal expired runs them.
-_users = table_of(User).c
+_users_table = table_of(User)
+_users = _users_table.c
 _ACTIVE_USER = Prepared(
     select(_users.username, type_coerce(_users.role, String)).where(
         _users.id == bindparam("user", type_=String), _users.is_active
@@ -218,6 +272,28 @@ _MEMBERSHIPS = Prepared(
 _MANAGED_ACCOUNTS = Prepared(
     select(col(Account.id)).where(col(Account.account_manager_id) == bindparam("user", type_=String))
 )
+
+
+async def live_sessions(runtime: Runtime, session_ids: Collection[str]) -> set[str]:
+    """Those of `session_ids` that are alive: not ended, not expired, their user still active.
+
+    For the live tail's check of its open sockets, which must not rely on having heard of every
+    ending: one query for all of them, off the event loop's thread.
+    """
+    now = runtime.clock.now()
+    query = (
+        select(_tokens.family_id)
+        .join(_users_table, _users.id == _tokens.user_id)
+        .where(
+            _tokens.family_id.in_(sorted(session_ids)),
+            _tokens.revoked_at.is_(None),
+            _tokens.expires_at > now,
+            _users.is_active,
+        )
+        .distinct()
+    )
+    async with runtime.db.read_session() as session:
+        return set(await session.scalars(query))
 
 
 async def load_principal(runtime: Runtime, claims: dict[str, Any]) -> Principal | None:

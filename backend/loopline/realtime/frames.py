@@ -14,8 +14,10 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from loopline_sync import SCHEMA_VERSION
 
-# Application close codes (4000-4999). The client reconnects after 4008 and 1001, and
-# fetches a new ticket after 4401.
+# Application close codes (4000-4999). The client reconnects after 4008 and 1001. 4401: the
+# session ended (logout, refresh-token reuse, deactivation, a password change or reset, erasure), so
+# the client must refresh its tokens or, when that is refused, sign in again before it
+# reconnects; it also refuses the upgrade when the ticket is not valid.
 CLOSE_GOING_AWAY = 1001
 CLOSE_TOO_SLOW = 4008
 CLOSE_PROTOCOL_ERROR = 4400

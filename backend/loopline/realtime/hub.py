@@ -11,6 +11,13 @@ A lost doorbell costs latency, never data: a poll notices a grown log within
 
 Typing and presence travel on a second channel as signals. Every process applies every
 signal to its own `PresenceBoard`, so all of them agree on who is typing and present.
+
+When login sessions end (`end_sessions`, told by the people domain after the commit), the
+hub closes their sockets here at once with 4401 and signals the other processes to close
+theirs. A lost signal costs latency, never access: every `session_check_interval_s` one
+query asks which of the sessions behind this process's sockets are still alive, and a
+socket is checked once more right after it registers (an ending announced while it was
+opening found nothing to close). Nothing of this is on the fan-out path.
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ import contextlib
 import logging
 import uuid
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from collections.abc import Awaitable, Callable, Collection, Coroutine, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,9 +39,11 @@ from loopline.core.access import Role
 from loopline.core.db import table_of
 from loopline.core.entity import customer_thread_scope, thread_scope, user_scope
 from loopline.core.runtime import Runtime
+from loopline.core.session_end import EndedSessions
 from loopline.core.uow import CommittedChange
+from loopline.people.service import live_sessions
 from loopline.realtime.connection import Connection
-from loopline.realtime.frames import CLOSE_GOING_AWAY, signal_frame
+from loopline.realtime.frames import CLOSE_GOING_AWAY, CLOSE_SESSION_ENDED, signal_frame
 from loopline.realtime.presence import PresenceBoard, PresenceChanged, Report, TypingStopped
 from loopline.realtime.tail import LogTail, TailRow
 from loopline.syncing.models import SyncClient
@@ -59,6 +68,7 @@ class HubSettings:
     poll_interval_s: float = 2.0
     sweep_interval_s: float = 1.0
     ack_flush_interval_s: float = 10.0
+    session_check_interval_s: float = 5.0
 
 
 class Hub:
@@ -97,6 +107,7 @@ class Hub:
             ("poll", self._every(self.settings.poll_interval_s, self._poll)),
             ("sweep", self._every(self.settings.sweep_interval_s, self._sweep)),
             ("acks", self._every(self.settings.ack_flush_interval_s, self.flush_acks)),
+            ("sessions", self._every(self.settings.session_check_interval_s, self._check_all_sessions)),
         ]:
             self._tasks.append(asyncio.create_task(loop, name=f"hub-{name}"))
 
@@ -246,6 +257,31 @@ class Hub:
                 [{"client": client, "last_pulled_seq": seq, "last_pull_at": now} for client, seq in acks.items()],
             )
 
+    # -- ended sessions ------------------------------------------------------------------
+
+    def end_sessions(self, ended: EndedSessions) -> None:
+        """Close this process's sockets of sessions that just ended, and tell the other processes."""
+        self._close_ended(ended)
+        sessions = None if ended.session_ids is None else sorted(ended.session_ids)
+        self._signal({"kind": "sessions_ended", "user_id": ended.user_id, "sessions": sessions})
+
+    def _close_ended(self, ended: EndedSessions) -> None:
+        for connection in list(self._by_user.get(ended.user_id, ())):
+            if ended.covers(connection.principal.session_id):
+                connection.close(CLOSE_SESSION_ENDED, "session ended")
+
+    async def check_sessions(self, connections: Collection[Connection]) -> None:
+        """Close those of `connections` whose session is no longer alive, whether or not we heard it end."""
+        if not connections:
+            return
+        alive = await live_sessions(self.runtime, {c.principal.session_id for c in connections})
+        for connection in connections:
+            if connection.principal.session_id not in alive:
+                connection.close(CLOSE_SESSION_ENDED, "session ended")
+
+    async def _check_all_sessions(self) -> None:
+        await self.check_sessions(self.connections())
+
     # -- typing and presence -------------------------------------------------------------
 
     def typing(self, connection: Connection, thread_id: str, state: str) -> None:
@@ -292,6 +328,9 @@ class Hub:
                 message["thread_id"], message["user_id"], message["state"], now, customer=customer
             ):
                 self._send_typing(message["thread_id"], message["user_id"], message["state"], message["customer"])
+        elif message["kind"] == "sessions_ended":
+            sessions = message["sessions"]
+            self._close_ended(EndedSessions(message["user_id"], None if sessions is None else frozenset(sessions)))
         elif message["kind"] == "presence":
             self._threads_of.setdefault(message["user_id"], message["threads"])
             change = self.board.report(message["user_id"], message["process"], message["report"], now)

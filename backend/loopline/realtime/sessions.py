@@ -82,6 +82,10 @@ async def serve_socket(hub: Hub, socket: WebSocket, principal: Principal) -> Non
     hub.register(connection)
     handed_over = False
     try:
+        # Its session may have ended since the ticket was redeemed, while nothing could close it.
+        await hub.check_sessions([connection])
+        if connection.closed:
+            return
         try:
             await catch_up(hub, connection, cursor)
             hub.greet(connection)
@@ -199,6 +203,8 @@ def make_hub(runtime: Runtime, channels: ChannelsPlugin, settings: HubSettings) 
 
 def _on_frame(hub: Hub, connection: Connection, text: str) -> None:
     """A frame the client sent once the socket is live."""
+    if connection.closed:
+        return  # a socket being closed, its session ended perhaps, speaks for nobody
     try:
         frame = parse_client_frame(text)
     except BadFrame as exc:
