@@ -7,17 +7,49 @@ upload that completes and is shut down with the application. Workers come from a
 server, so they never inherit the server's threads (database drivers, thread pools), and
 they are started from a worker thread: launching processes takes tens of milliseconds
 that the event loop must not spend.
+
+A worker ends with its parent (the fork server, which itself ends with the server): a
+server killed outright (SIGKILL, the OOM killer) has no chance to shut the pool down, and
+orphaned workers would otherwise live on, each holding an image library's memory. On
+Linux the kernel signals the worker when its parent dies (PR_SET_PDEATHSIG); elsewhere a
+watchdog thread notices that it has been re-parented.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import ctypes.util
+import functools
 import multiprocessing
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
+from typing import ParamSpec, TypeVar
 
-from loopline.media.images import SIZES, ImageInfo, ImageLimits, ImageRejected, jpeg_copy, process_image
+from loopline.media.images import (
+    SIZES,
+    ImageInfo,
+    ImageLimits,
+    ImageRejected,
+    full_size_copy,
+    jpeg_copy,
+    process_image,
+)
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+# linux/prctl.h
+PR_SET_PDEATHSIG = 1
+# How often the portable watchdog looks for its parent: an orphan's lifetime, not a latency anyone waits on.
+ORPHAN_CHECK_INTERVAL_S = 1.0
 
 
 def derive_copies(original: Path, staging: Path, limits: ImageLimits) -> ImageInfo:
@@ -34,6 +66,22 @@ def derive_copies(original: Path, staging: Path, limits: ImageLimits) -> ImageIn
 
 def _started() -> None:
     """A no-op task: submitting one per worker makes the pool launch all its processes."""
+
+
+def _end_with_parent() -> None:
+    """The pool's initializer, in each worker: exit when the parent process goes away."""
+    parent = os.getppid()
+    if sys.platform == "linux":
+        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    # Also on Linux: the parent may have died before prctl took effect, and this catches that too.
+    threading.Thread(target=_exit_when_orphaned, args=(parent,), name="orphan-watchdog", daemon=True).start()
+
+
+def _exit_when_orphaned(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(ORPHAN_CHECK_INTERVAL_S)
+    os._exit(1)
 
 
 class ImagePool:
@@ -53,18 +101,25 @@ class ImagePool:
         context = multiprocessing.get_context("forkserver")
         # The fork server imports the pipeline (Pillow, the HEIF plugin) once; every worker inherits it.
         context.set_forkserver_preload([__name__])
-        executor = ProcessPoolExecutor(self.workers, mp_context=context)
+        executor = ProcessPoolExecutor(self.workers, mp_context=context, initializer=_end_with_parent)
         for started in [executor.submit(_started) for _ in range(self.workers)]:
             started.result()
         return executor
 
     async def derive(self, original: Path, staging: Path) -> ImageInfo:
         """The image's facts, with its copies written to `staging`; raises `ImageRejected` for bad input."""
+        return await self._run(derive_copies, original, staging, self.limits)
+
+    async def full_size(self, original: Path, staging: Path) -> None:
+        """The full-size copy served in place of the original, written to `staging`."""
+        await self._run(full_size_copy, original, staging, self.limits)
+
+    async def _run(self, task: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         loop = asyncio.get_running_loop()
         for _attempt in range(2):
             executor = await self._pool()
             try:
-                return await loop.run_in_executor(executor, derive_copies, original, staging, self.limits)
+                return await loop.run_in_executor(executor, functools.partial(task, *args, **kwargs))
             except BrokenProcessPool:
                 # A worker died, maybe over another upload's image: a fresh pool gives this one a second chance.
                 self._abandon(executor)
