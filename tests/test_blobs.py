@@ -7,8 +7,6 @@ code of the protocol can be provoked.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import io
 import stat
 import struct
@@ -34,13 +32,13 @@ from loopline.media.models import Attachment, AttachmentState, Blob, BlobState
 from loopline.media.store import LocalBlobStore
 from loopline.quality.models import Batch
 from loopline.threads.models import Thread
+from tests.blob_helpers import BLOBS, checksum, fetch, send, sha, start, upload
 from tests.conftest import Headers, Login
 from tests.photo_helpers import encode, gps_exif, noise, photo
 from tests.support import cli
 from tests.sync_helpers import Device, new_id
 from tests.sync_world import world
 
-BLOBS = "/api/v1/blobs"
 LOT_018 = "CN-SZ-L2-2406-018"  # Suzhou, where wang.lei inspects
 
 
@@ -80,50 +78,6 @@ def bad_files() -> Iterator[Any]:
     frames = [noise(64, 64, seed) for seed in (92, 93, 94)]
     animated = encode(frames[0], "WEBP", save_all=True, append_images=frames[1:], duration=100, loop=0)
     yield pytest.param(animated, "image/webp", id="animated-webp")
-
-
-# -- speaking the protocol ---------------------------------------------------------------
-
-
-def sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def checksum(chunk: bytes) -> str:
-    return "sha256 " + base64.b64encode(hashlib.sha256(chunk).digest()).decode()
-
-
-async def start(client: AsyncTestClient[Any], headers: Headers, data: bytes, mime: str = "image/jpeg") -> Any:
-    return await client.post(BLOBS, json={"sha256": sha(data), "size": len(data), "mime": mime}, headers=headers)
-
-
-async def send(
-    client: AsyncTestClient[Any], headers: Headers, digest: str, offset: int, chunk: bytes, sent_as: bytes | None = None
-) -> Any:
-    """PATCH one chunk; `sent_as` is what the checksum was computed on (the chunk itself by default)."""
-    return await client.patch(
-        f"{BLOBS}/{digest}",
-        content=chunk,
-        headers={**headers, "Upload-Offset": str(offset), "Upload-Checksum": checksum(sent_as or chunk)},
-    )
-
-
-async def upload(client: AsyncTestClient[Any], headers: Headers, data: bytes, mime: str = "image/jpeg") -> Any:
-    """POST, then every chunk; the last response."""
-    response = await start(client, headers, data, mime)
-    if response.status_code != 201:
-        return response
-    offset = response.json()["offset"]
-    while offset < len(data):
-        response = await send(client, headers, sha(data), offset, data[offset : offset + CHUNK_SIZE])
-        if response.status_code != 204:
-            return response
-        offset = int(response.headers["upload-offset"])
-    return response
-
-
-async def fetch(client: AsyncTestClient[Any], headers: Headers, digest: str, size: str, **extra: str) -> Any:
-    return await client.get(f"{BLOBS}/{digest}", params={"size": size}, headers={**headers, **extra})
 
 
 # -- the world ------------------------------------------------------------------------------
