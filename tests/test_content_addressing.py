@@ -26,7 +26,7 @@ from litestar.testing import AsyncTestClient
 from pydantic import BaseModel
 from sqlmodel import col, select
 
-from loopline.catalog.models import InspectionPlan
+from loopline.catalog.models import InspectionPlan, Severity
 from loopline.core.runtime import Runtime
 from loopline.customer.models import Account
 from loopline.media.models import Attachment, Sha256Hex
@@ -206,7 +206,7 @@ class Scene:
             source_ref=batch.lot_no,
             batch_ids=[batch.id],
             defect_code="CC-THIN",
-            severity="major",
+            severity=Severity.MAJOR,
         )
         async with self.runtime.unit_of_work(actor="test", command="test.arrange") as session:
             session.add(nc)

@@ -8,23 +8,21 @@ server, so they never inherit the server's threads (database drivers, thread poo
 they are started from a worker thread: launching processes takes tens of milliseconds
 that the event loop must not spend.
 
-A worker ends with its parent (the fork server, which itself ends with the server): a
-server killed outright (SIGKILL, the OOM killer) has no chance to shut the pool down, and
-orphaned workers would otherwise live on, each holding an image library's memory. On
-Linux the kernel signals the worker when its parent dies (PR_SET_PDEATHSIG); elsewhere a
-watchdog thread notices that it has been re-parented.
+A worker ends with the server: one killed outright (SIGKILL, the OOM killer) has no
+chance to shut the pool down, and its workers would otherwise live on, each holding an
+image library's memory. A worker cannot wait for its parent's death (PR_SET_PDEATHSIG):
+its parent is the fork server, which by design lives as long as any of its children. So
+each worker watches the server's process itself, through a pidfd on Linux (woken the
+moment it ends) and by polling its pid elsewhere.
 """
 
 from __future__ import annotations
 
 import asyncio
-import ctypes
-import ctypes.util
 import functools
 import multiprocessing
 import os
-import signal
-import sys
+import select
 import threading
 import time
 from collections.abc import Callable
@@ -46,10 +44,8 @@ from loopline.media.images import (
 P = ParamSpec("P")
 T = TypeVar("T")
 
-# linux/prctl.h
-PR_SET_PDEATHSIG = 1
-# How often the portable watchdog looks for its parent: an orphan's lifetime, not a latency anyone waits on.
-ORPHAN_CHECK_INTERVAL_S = 1.0
+# How often a watchdog without pidfds looks for the server: an orphan's lifetime, not a latency anyone waits on.
+SERVER_CHECK_INTERVAL_S = 1.0
 
 
 def derive_copies(original: Path, staging: Path, limits: ImageLimits) -> ImageInfo:
@@ -68,20 +64,32 @@ def _started() -> None:
     """A no-op task: submitting one per worker makes the pool launch all its processes."""
 
 
-def _end_with_parent() -> None:
-    """The pool's initializer, in each worker: exit when the parent process goes away."""
-    parent = os.getppid()
-    if sys.platform == "linux":
-        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    # Also on Linux: the parent may have died before prctl took effect, and this catches that too.
-    threading.Thread(target=_exit_when_orphaned, args=(parent,), name="orphan-watchdog", daemon=True).start()
+def _end_with(server: int) -> None:
+    """The pool's initializer, in each worker: exit when the server process ends."""
+    threading.Thread(target=_exit_when_gone, args=(server,), name="server-watchdog", daemon=True).start()
 
 
-def _exit_when_orphaned(parent: int) -> None:
-    while os.getppid() == parent:
-        time.sleep(ORPHAN_CHECK_INTERVAL_S)
+def _exit_when_gone(server: int) -> None:
+    if hasattr(os, "pidfd_open"):
+        try:
+            process = os.pidfd_open(server)
+        except ProcessLookupError:
+            os._exit(1)
+        # A pidfd turns readable when its process ends.
+        select.select([process], [], [])
+    else:
+        while _running(server):
+            time.sleep(SERVER_CHECK_INTERVAL_S)
     os._exit(1)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        # Gone, or the pid now names another user's process (the server is the workers' own user).
+        return False
+    return True
 
 
 class ImagePool:
@@ -101,7 +109,7 @@ class ImagePool:
         context = multiprocessing.get_context("forkserver")
         # The fork server imports the pipeline (Pillow, the HEIF plugin) once; every worker inherits it.
         context.set_forkserver_preload([__name__])
-        executor = ProcessPoolExecutor(self.workers, mp_context=context, initializer=_end_with_parent)
+        executor = ProcessPoolExecutor(self.workers, mp_context=context, initializer=_end_with, initargs=(os.getpid(),))
         for started in [executor.submit(_started) for _ in range(self.workers)]:
             started.result()
         return executor
