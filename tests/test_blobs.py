@@ -7,8 +7,6 @@ code of the protocol can be provoked.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import io
 import stat
 import struct
@@ -34,13 +32,13 @@ from loopline.media.models import Attachment, AttachmentState, Blob, BlobState
 from loopline.media.store import LocalBlobStore
 from loopline.quality.models import Batch
 from loopline.threads.models import Thread
+from tests.blob_helpers import BLOBS, checksum, fetch, send, sha, start, upload
 from tests.conftest import Headers, Login
 from tests.photo_helpers import encode, gps_exif, noise, photo
 from tests.support import cli
 from tests.sync_helpers import Device, new_id
 from tests.sync_world import world
 
-BLOBS = "/api/v1/blobs"
 LOT_018 = "CN-SZ-L2-2406-018"  # Suzhou, where wang.lei inspects
 
 
@@ -80,50 +78,6 @@ def bad_files() -> Iterator[Any]:
     frames = [noise(64, 64, seed) for seed in (92, 93, 94)]
     animated = encode(frames[0], "WEBP", save_all=True, append_images=frames[1:], duration=100, loop=0)
     yield pytest.param(animated, "image/webp", id="animated-webp")
-
-
-# -- speaking the protocol ---------------------------------------------------------------
-
-
-def sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def checksum(chunk: bytes) -> str:
-    return "sha256 " + base64.b64encode(hashlib.sha256(chunk).digest()).decode()
-
-
-async def start(client: AsyncTestClient[Any], headers: Headers, data: bytes, mime: str = "image/jpeg") -> Any:
-    return await client.post(BLOBS, json={"sha256": sha(data), "size": len(data), "mime": mime}, headers=headers)
-
-
-async def send(
-    client: AsyncTestClient[Any], headers: Headers, digest: str, offset: int, chunk: bytes, sent_as: bytes | None = None
-) -> Any:
-    """PATCH one chunk; `sent_as` is what the checksum was computed on (the chunk itself by default)."""
-    return await client.patch(
-        f"{BLOBS}/{digest}",
-        content=chunk,
-        headers={**headers, "Upload-Offset": str(offset), "Upload-Checksum": checksum(sent_as or chunk)},
-    )
-
-
-async def upload(client: AsyncTestClient[Any], headers: Headers, data: bytes, mime: str = "image/jpeg") -> Any:
-    """POST, then every chunk; the last response."""
-    response = await start(client, headers, data, mime)
-    if response.status_code != 201:
-        return response
-    offset = response.json()["offset"]
-    while offset < len(data):
-        response = await send(client, headers, sha(data), offset, data[offset : offset + CHUNK_SIZE])
-        if response.status_code != 204:
-            return response
-        offset = int(response.headers["upload-offset"])
-    return response
-
-
-async def fetch(client: AsyncTestClient[Any], headers: Headers, digest: str, size: str, **extra: str) -> Any:
-    return await client.get(f"{BLOBS}/{digest}", params={"size": size}, headers={**headers, **extra})
 
 
 # -- the world ------------------------------------------------------------------------------
@@ -172,6 +126,11 @@ async def blob_row(runtime: Runtime, digest: str) -> Blob | None:
 
 def store_of(settings: Settings) -> LocalBlobStore:
     return LocalBlobStore(settings.data_dir / "blobs")
+
+
+def partial_uploads(settings: Settings, digest: str) -> list[Path]:
+    """Every user's partial upload of the blob."""
+    return list((settings.data_dir / "blobs" / "partial").glob(f"{digest}.*"))
 
 
 # -- uploading --------------------------------------------------------------------------------
@@ -240,7 +199,7 @@ async def test_a_photo_goes_up_in_chunks_and_its_attachment_becomes_available_th
     assert original.parent.relative_to(world_settings.data_dir / "blobs") == Path("originals", digest[:2], digest[2:4])
     assert stat.S_IMODE(original.stat().st_mode) == 0o444
     assert original.read_bytes() == data
-    assert not store_of(world_settings).partial_path(digest).exists()
+    assert partial_uploads(world_settings, digest) == []
 
 
 async def test_a_corrupted_chunk_gets_460_and_a_wrong_offset_409_and_neither_moves_the_upload(
@@ -361,7 +320,7 @@ async def test_a_connection_lost_mid_chunk_writes_nothing(
     statuses = [message["status"] for message in sent if message["type"] == "http.response.start"]
     assert statuses == [400]
     assert b"upload_interrupted" in sent[-1]["body"]
-    assert not store_of(world_settings).partial_path(digest).exists()
+    assert partial_uploads(world_settings, digest) == []
     head = await world_client.head(f"{BLOBS}/{digest}", headers=wang)
     assert head.headers["upload-offset"] == "0"
 
@@ -466,8 +425,8 @@ async def test_bytes_that_do_not_match_their_hash_are_rejected_until_the_right_b
 # -- serving ------------------------------------------------------------------------------------
 
 
-async def test_served_copies_carry_no_exif_and_no_gps_and_the_original_is_kept_as_uploaded(
-    world_client: AsyncTestClient[Any], wang: Headers, batch_id: str
+async def test_served_copies_carry_no_exif_and_no_gps_and_the_original_is_kept_as_uploaded_but_never_served(
+    world_client: AsyncTestClient[Any], world_settings: Settings, wang: Headers, batch_id: str
 ) -> None:
     data = photo(7, 2000, 1500, exif=gps_exif())
     assert Image.open(io.BytesIO(data)).getexif().get_ifd(ExifTags.IFD.GPSInfo)
@@ -491,9 +450,15 @@ async def test_served_copies_carry_no_exif_and_no_gps_and_the_original_is_kept_a
         assert "exif" not in image.info
         assert dict(image.getexif()) == {}
 
-    original = await fetch(world_client, wang, digest, "original")
-    assert (original.status_code, original.headers["content-type"], original.content) == (200, "image/jpeg", data)
-    assert original.headers["etag"] == f'"{digest}"'
+    # Asked for the original, staff get every pixel of it, upright, and none of its metadata.
+    full_size = await fetch(world_client, wang, digest, "original")
+    assert (full_size.status_code, full_size.headers["content-type"]) == (200, "image/jpeg")
+    assert full_size.headers["etag"] == f'"{digest}-full.jpg"'
+    image = Image.open(io.BytesIO(full_size.content))
+    assert (image.format, image.size) == ("JPEG", (2000, 1500))
+    assert "exif" not in image.info
+    assert dict(image.getexif()) == {}
+    assert store_of(world_settings).original_path(digest).read_bytes() == data
 
 
 async def test_only_readers_of_a_referencing_record_can_fetch_a_photo(
@@ -560,7 +525,13 @@ async def test_a_photo_that_never_arrives_is_pending_then_missing_and_sync_carri
         [linked] = await attachments(w.runtime, sha(never))
         async with w.runtime.unit_of_work(actor="test", command="test.race") as session:
             session.add(
-                Attachment(entity_type="defect", entity_id=report["id"], sha256=sha(raced), scope_key=linked.scope_key)
+                Attachment(
+                    entity_type="defect",
+                    entity_id=report["id"],
+                    sha256=sha(raced),
+                    scope_key=linked.scope_key,
+                    uploaded_by=linked.uploaded_by,
+                )
             )
 
         clock = FrozenClock(datetime.now(UTC))
@@ -576,7 +547,7 @@ async def test_a_photo_that_never_arrives_is_pending_then_missing_and_sync_carri
         assert on_device(partial) == ("missing", "not_received")
         assert on_device(raced) == ("available", None)
         assert (await w.client.head(f"{BLOBS}/{sha(partial)}", headers=headers)).status_code == 404
-        assert not store_of(w.runtime.settings).partial_path(sha(partial)).exists()
+        assert partial_uploads(w.runtime.settings, sha(partial)) == []
 
         # Sync never waited for the photos, and still does not.
         await wang.enqueue("defect.report", {**report, "id": new_id(), "photo_hashes": []})

@@ -2,10 +2,18 @@
 
 An upload is announced (`start`), sent in chunks of at most 1 MiB at the offset the
 server holds (`receive`), and finished when its last byte arrives: the whole file's
-SHA-256 is checked, the image is validated and its copies made in the worker pool, and in
-one transaction the blob is marked `complete` (or `rejected`) and every attachment that
-references it follows, so devices hear of it through the change log. Content is named by
-its hash, so a blob the server holds is never sent twice.
+SHA-256 is checked, the image is validated and its copies made in the worker pool (once
+per content), and in one transaction the upload is marked `complete`, the blob
+`complete` (or `rejected`), and the uploader's attachments of it follow, so devices hear
+of it through the change log.
+
+A hash is no capability. Each user uploads on their own (`BlobUpload`): a partial upload
+belongs to whoever started it, and only bytes that match the hash prove that a user holds
+the photo. To a user who may already see the bytes (`service.may_see`) the server answers
+`complete` at once, so they never send them twice; to anyone else it answers exactly as
+for a hash it has never seen, and they send the bytes. Copies are served only to readers
+of a record where the photo is available; the original is never served, staff get a
+full-size copy without its metadata.
 
 Chunks of one blob are serialised by a lock per hash in this process; the store's own
 check of the offset (under a file lock) covers several processes on a shared volume.
@@ -29,7 +37,7 @@ from weakref import WeakValueDictionary
 
 from litestar import Litestar
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import or_
+from sqlalchemy import and_, or_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
@@ -37,13 +45,16 @@ from loopline.core.access import Principal
 from loopline.core.errors import AppError, Conflict, NotFound
 from loopline.core.periodic import every
 from loopline.core.runtime import Runtime
-from loopline.media.images import ImageInfo, ImageLimits, ImageRejected
-from loopline.media.models import Attachment, AttachmentState, Blob, BlobState, Sha256Hex
+from loopline.media.images import FULL_SIZE, ImageInfo, ImageLimits, ImageRejected
+from loopline.media.models import Attachment, AttachmentState, Blob, BlobState, BlobUpload, Sha256Hex
 from loopline.media.pool import ImagePool
-from loopline.media.service import apply_outcome
-from loopline.media.store import ORIGINAL, BlobStore, OffsetMismatch, StoredFile, open_store
+from loopline.media.service import apply_outcome, may_see
+from loopline.media.store import BlobStore, OffsetMismatch, StoredFile, open_store
 
 log = logging.getLogger("loopline.blobs")
+
+# Why a blob is refused: a stable code and a message for the uploader.
+Rejection = tuple[str, str]
 
 CHUNK_SIZE = 1024 * 1024
 MAX_BLOB_BYTES = ImageLimits().max_bytes
@@ -51,13 +62,12 @@ ACCEPTED_MIME = frozenset({"image/jpeg", "image/png", "image/webp", "image/heic"
 # Partial uploads expire, and attachments whose bytes never came are marked missing, after this.
 GRACE = timedelta(days=14)
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
-# A rejection that says nothing about the content: the right bytes may still be sent.
-HASH_MISMATCH = "hash_mismatch"
+# A rejection of one upload's bytes, not of the content: the right bytes may still be sent.
+HASH_MISMATCH: Rejection = ("hash_mismatch", "The bytes received do not match the SHA-256 they were sent as.")
+EMPTY: Rejection = ("image_empty", "The file is empty.")
 SWEEP_ACTOR = "system:blob-sweep"
 
 Size = Literal["thumb", "display", "original"]
-# Why a blob is refused: a stable code and a message for the uploader.
-Rejection = tuple[str, str]
 
 
 class BlobStart(BaseModel):
@@ -78,20 +88,24 @@ class BlobStatus(BaseModel):
 
 
 class BlobRejected(AppError):
-    """The blob is rejected for good; the reason says why (a stable code and a message)."""
+    """The blob (or this upload of it) is rejected; the reason says why (a stable code and a message)."""
 
-    def __init__(self, blob: Blob, *, status_code: int = 422) -> None:
+    def __init__(self, sha256: str, reason_code: str | None, reason: str | None, *, status_code: int = 422) -> None:
         super().__init__(
             "blob_rejected",
-            f"The photo was rejected: {blob.reason}",
+            f"The photo was rejected: {reason}",
             status_code=status_code,
             details={
-                "sha256": blob.sha256,
+                "sha256": sha256,
                 "state": BlobState.REJECTED.value,
-                "reason_code": blob.reason_code,
-                "reason": blob.reason,
+                "reason_code": reason_code,
+                "reason": reason,
             },
         )
+
+    @classmethod
+    def of(cls, blob: Blob) -> BlobRejected:
+        return cls(blob.sha256, blob.reason_code, blob.reason)
 
 
 @dataclass(frozen=True)
@@ -143,14 +157,16 @@ class BlobService:
             lock = self._locks[sha256] = asyncio.Lock()
         return lock
 
-    async def _get(self, sha256: str) -> Blob | None:
+    async def _known(self, principal: Principal, sha256: str) -> tuple[Blob | None, BlobUpload | None]:
+        """The blob if this user may see it (else None, as for a hash never seen), and their own upload of it."""
         async with self.runtime.db.read_session() as session:
-            return await session.get(Blob, sha256)
+            blob = await session.get(Blob, sha256) if await may_see(session, principal, sha256) else None
+            return blob, await session.get(BlobUpload, (sha256, principal.user_id))
 
     # -- uploading -----------------------------------------------------------------
 
     async def start(self, principal: Principal, request: BlobStart) -> BlobStatus:
-        """Announce an upload: `complete` if the server holds the blob, else where to resume."""
+        """Announce an upload: `complete` if this user may see the blob already, else where to resume."""
         if request.size > MAX_BLOB_BYTES:
             raise AppError(
                 "blob_too_large",
@@ -168,64 +184,70 @@ class BlobService:
         if request.size == 0 and request.sha256 != EMPTY_SHA256:
             raise AppError("size_mismatch", "Only the empty file has size 0, and this is not its hash.")
         async with self._lock(request.sha256):
-            blob = await self._get(request.sha256)
-            if blob is None or (blob.state is BlobState.REJECTED and blob.reason_code == HASH_MISMATCH):
-                blob = await self._open_upload(principal, request)
-                if request.size == 0:
-                    blob = await self._settle(principal, blob.sha256, ("image_empty", "The file is empty."))
-            elif blob.state is BlobState.PARTIAL and blob.size != request.size:
-                raise Conflict(
-                    "size_mismatch", "An upload of this hash with another size is under way.", {"size": blob.size}
-                )
-            return await self._progress(principal, blob)
+            blob, upload = await self._known(principal, request.sha256)
+            if blob is not None:
+                return _settled(blob)
+            if upload is None or upload.state is BlobState.REJECTED:
+                upload = await self._open_upload(principal, request)
+            elif upload.size != request.size:
+                raise Conflict("size_mismatch", "Your upload of this hash has another size.", {"size": upload.size})
+            return await self._progress(principal, upload)
 
-    async def _open_upload(self, principal: Principal, request: BlobStart) -> Blob:
+    async def _open_upload(self, principal: Principal, request: BlobStart) -> BlobUpload:
         async with self.runtime.unit_of_work(actor=principal.user_id, command="blob.start") as session:
-            blob = await session.get(Blob, request.sha256, with_for_update=True) or Blob(
-                sha256=request.sha256, size=request.size, mime=request.mime, created_at=self.runtime.clock.now()
+            key = (request.sha256, principal.user_id)
+            upload = await session.get(BlobUpload, key, with_for_update=True) or BlobUpload(
+                sha256=request.sha256,
+                user_id=principal.user_id,
+                size=request.size,
+                mime=request.mime,
+                created_at=self.runtime.clock.now(),
             )
-            blob.size, blob.mime, blob.state = request.size, request.mime, BlobState.PARTIAL
-            blob.reason_code = blob.reason = None
-            blob.uploaded_by, blob.created_at = principal.user_id, self.runtime.clock.now()
-            session.add(blob)
-        return blob
+            upload.size, upload.mime, upload.state = request.size, request.mime, BlobState.PARTIAL
+            upload.created_at = self.runtime.clock.now()
+            session.add(upload)
+        await self.store.discard_upload(request.sha256, principal.user_id)
+        return upload
 
-    async def _progress(self, principal: Principal, blob: Blob) -> BlobStatus:
+    async def _progress(self, principal: Principal, upload: BlobUpload) -> BlobStatus:
         """Where the upload stands; one whose bytes all arrived before a crash is finished now."""
-        if blob.state is BlobState.REJECTED:
-            raise BlobRejected(blob)
-        if blob.state is BlobState.COMPLETE:
-            return BlobStatus(sha256=blob.sha256, state=blob.state, size=blob.size, offset=blob.size)
-        offset = await self.store.received(blob.sha256, blob.size)
-        if offset == blob.size:
-            return await self._finish(principal, blob)
-        return BlobStatus(sha256=blob.sha256, state=blob.state, size=blob.size, offset=offset)
+        offset = await self.store.received(upload.sha256, principal.user_id)
+        if offset == upload.size:
+            return await self._finish(principal, upload)
+        return BlobStatus(sha256=upload.sha256, state=upload.state, size=upload.size, offset=offset)
 
-    async def status(self, sha256: str) -> BlobStatus:
-        """`HEAD`: the offset to resume from (the whole size once complete, 0 once rejected)."""
-        blob = await self._get(sha256)
-        if blob is None:
+    async def status(self, principal: Principal, sha256: str) -> BlobStatus:
+        """`HEAD`: the offset to resume from (the whole size once complete, 0 once rejected).
+
+        Only for a blob this user may see, or their own upload of it: to anyone else a hash
+        the server holds looks like one it has never seen.
+        """
+        blob, upload = await self._known(principal, sha256)
+        if blob is not None:
+            return BlobStatus(
+                sha256=sha256,
+                state=blob.state,
+                size=blob.size,
+                offset=blob.size if blob.state is BlobState.COMPLETE else 0,
+            )
+        if upload is None:
             raise NotFound("blob", sha256)
-        offset = {
-            BlobState.COMPLETE: blob.size,
-            BlobState.REJECTED: 0,
-            BlobState.PARTIAL: await self.store.received(sha256, blob.size),
-        }[blob.state]
-        return BlobStatus(sha256=sha256, state=blob.state, size=blob.size, offset=offset)
+        offset = await self.store.received(sha256, principal.user_id) if upload.state is BlobState.PARTIAL else 0
+        return BlobStatus(sha256=sha256, state=upload.state, size=upload.size, offset=offset)
 
     async def receive(self, principal: Principal, sha256: str, offset: int, checksum: str, chunk: bytes) -> BlobStatus:
-        """`PATCH`: append one chunk at `offset`; the last one finishes the blob."""
+        """`PATCH`: append one chunk at `offset` to this user's upload; the last one finishes it."""
         expected = parse_checksum(checksum)
         # Hashing a megabyte takes milliseconds: not on the event loop.
         actual = await asyncio.to_thread(_digest, chunk)
         async with self._lock(sha256):
-            blob = await self._get(sha256)
-            if blob is None:
+            _, upload = await self._known(principal, sha256)
+            if upload is None:
                 raise NotFound("blob", sha256)
-            if blob.state is BlobState.REJECTED:
-                raise BlobRejected(blob)
-            if blob.state is BlobState.COMPLETE:
-                raise _offset_conflict(blob.size, blob.state)
+            if upload.state is BlobState.REJECTED:
+                raise BlobRejected(sha256, *HASH_MISMATCH)
+            if upload.state is BlobState.COMPLETE:
+                raise _offset_conflict(upload.size, upload.state)
             if actual != expected:
                 raise AppError(
                     "checksum_mismatch",
@@ -233,36 +255,44 @@ class BlobService:
                     status_code=460,
                     details={"offset": offset},
                 )
-            if offset + len(chunk) > blob.size:
+            if offset + len(chunk) > upload.size:
                 raise AppError(
                     "chunk_past_end",
                     "The chunk reaches past the size announced for this blob.",
                     status_code=413,
-                    details={"size": blob.size, "offset": offset, "length": len(chunk)},
+                    details={"size": upload.size, "offset": offset, "length": len(chunk)},
                 )
             try:
-                received = await self.store.append(sha256, offset, chunk)
+                received = await self.store.append(sha256, principal.user_id, offset, chunk)
             except OffsetMismatch as wrong:
-                raise _offset_conflict(wrong.current, blob.state) from None
-            if received < blob.size:
-                return BlobStatus(sha256=sha256, state=blob.state, size=blob.size, offset=received)
-            return await self._finish(principal, blob)
+                raise _offset_conflict(wrong.current, upload.state) from None
+            if received < upload.size:
+                return BlobStatus(sha256=sha256, state=upload.state, size=upload.size, offset=received)
+            return await self._finish(principal, upload)
 
-    async def _finish(self, principal: Principal, blob: Blob) -> BlobStatus:
-        """Every byte is here: verify, validate, derive, and settle the blob and its attachments."""
-        sha256 = blob.sha256
-        if not await self.store.seal(sha256):
-            mismatch = (HASH_MISMATCH, "The bytes received do not match the SHA-256 they were sent as.")
-            raise BlobRejected(await self._settle(principal, sha256, mismatch))
+    async def _finish(self, principal: Principal, upload: BlobUpload) -> BlobStatus:
+        """Every byte of this upload is here: verify it, examine the content once, settle."""
+        sha256 = upload.sha256
+        # Nothing to send or store: everyone holds the empty file, and it is no photo.
+        if upload.size > 0 and not await self.store.seal(sha256, principal.user_id):
+            raise await self._refuse_upload(principal, upload)
+        async with self.runtime.db.read_session() as session:
+            examined = await session.get(Blob, sha256)
+        outcome: Blob | ImageInfo | Rejection = examined or (await self._examine(sha256) if upload.size > 0 else EMPTY)
+        blob = await self._settle(principal, upload, outcome)
+        if examined is not None and examined.state is BlobState.REJECTED:
+            # These bytes only proved the user holds them: refused content keeps nothing on disk.
+            await self.store.discard(sha256)
+        return _settled(blob)
+
+    async def _examine(self, sha256: str) -> ImageInfo | Rejection:
+        """Validate the original and make its copies; a refused file leaves nothing behind."""
         try:
             async with self.store.processing(sha256) as (original, staging):
-                info = await self._derive(original, staging)
+                return await self._derive(original, staging)
         except ImageRejected as rejected:
-            # Nothing is served from a rejected file, and nothing of it is kept.
             await self.store.discard(sha256)
-            raise BlobRejected(await self._settle(principal, sha256, (rejected.code, rejected.message))) from None
-        done = await self._settle(principal, sha256, info)
-        return BlobStatus(sha256=sha256, state=done.state, size=done.size, offset=done.size)
+            return rejected.code, rejected.message
 
     async def _derive(self, original: Path, staging: Path) -> ImageInfo:
         try:
@@ -274,62 +304,122 @@ class BlobService:
             log.exception("image pipeline failed on %s", original)
             raise ImageRejected("processing_failed", "The image could not be processed.") from exc
 
-    async def _settle(self, principal: Principal, sha256: str, outcome: ImageInfo | Rejection) -> Blob:
-        """Mark the blob complete (with what the image is) or rejected, and its attachments alike."""
-        verb = "complete" if isinstance(outcome, ImageInfo) else "reject"
-        uow = self.runtime.unit_of_work(actor=principal.user_id, command=f"blob.{verb}")
+    async def _settle(self, principal: Principal, upload: BlobUpload, outcome: Blob | ImageInfo | Rejection) -> Blob:
+        """The upload is complete; the blob is recorded (once), and the uploader's attachments follow it."""
+        sha256 = upload.sha256
+        uow = self.runtime.unit_of_work(actor=principal.user_id, command="blob.upload")
         async with uow as session:
+            mine = await session.get(BlobUpload, (sha256, principal.user_id), with_for_update=True)
+            if mine is None:
+                raise NotFound("blob", sha256)  # expired by the sweep meanwhile; the device starts again
+            mine.state, mine.completed_at = BlobState.COMPLETE, self.runtime.clock.now()
             blob = await session.get(Blob, sha256, with_for_update=True)
             if blob is None:
-                raise NotFound("blob", sha256)  # expired by the sweep meanwhile; the device starts again
-            blob.completed_at = self.runtime.clock.now()
-            if isinstance(outcome, ImageInfo):
-                blob.state = BlobState.COMPLETE
-                blob.mime, blob.format, blob.width, blob.height = (
-                    outcome.mime,
-                    outcome.format,
-                    outcome.width,
-                    outcome.height,
-                )
-                blob.captured_at, blob.device = outcome.captured_at, outcome.device
-            else:
-                blob.state = BlobState.REJECTED
-                blob.reason_code, blob.reason = outcome
-            for attachment in await session.scalars(select(Attachment).where(col(Attachment.sha256) == sha256)):
+                blob = self._record(principal, upload, outcome)
+                session.add(blob)
+                verb = "complete" if blob.state is BlobState.COMPLETE else "reject"
+                # The chain seals what the evidence is, so a swapped original would show.
+                uow.audit(entity="blob", entity_id=sha256, action=f"blob.{verb}", diff=_evidence(blob))
+            for attachment in await self._awaiting(session, principal, sha256):
                 apply_outcome(attachment, blob)
-            # The chain seals what the evidence is, so a swapped original would show.
-            uow.audit(entity="blob", entity_id=sha256, action=f"blob.{verb}", diff=_evidence(blob))
         return blob
+
+    def _record(self, principal: Principal, upload: BlobUpload, outcome: Blob | ImageInfo | Rejection) -> Blob:
+        now = self.runtime.clock.now()
+        blob = Blob(
+            sha256=upload.sha256,
+            size=upload.size,
+            mime=upload.mime,
+            state=BlobState.COMPLETE,
+            uploaded_by=principal.user_id,
+            created_at=now,
+            completed_at=now,
+        )
+        if isinstance(outcome, ImageInfo):
+            blob.mime, blob.format, blob.width, blob.height = (
+                outcome.mime,
+                outcome.format,
+                outcome.width,
+                outcome.height,
+            )
+            blob.captured_at, blob.device = outcome.captured_at, outcome.device
+        elif not isinstance(outcome, Blob):
+            blob.state = BlobState.REJECTED
+            blob.reason_code, blob.reason = outcome
+        return blob
+
+    async def _refuse_upload(self, principal: Principal, upload: BlobUpload) -> BlobRejected:
+        """The bytes do not match their hash: this upload, and the uploader's waiting links, are refused."""
+        sha256 = upload.sha256
+        async with self.runtime.unit_of_work(actor=principal.user_id, command="blob.mismatch") as session:
+            mine = await session.get(BlobUpload, (sha256, principal.user_id), with_for_update=True)
+            if mine is not None:
+                mine.state = BlobState.REJECTED
+            for attachment in await self._awaiting(session, principal, sha256):
+                attachment.state = AttachmentState.REJECTED
+                attachment.reason_code, attachment.reason = HASH_MISMATCH
+        return BlobRejected(sha256, *HASH_MISMATCH)
+
+    @staticmethod
+    async def _awaiting(session: AsyncSession, principal: Principal, sha256: str) -> list[Attachment]:
+        """The user's links of this hash that wait for their bytes (pending, or refused for a mismatch)."""
+        waiting = or_(
+            col(Attachment.state) == AttachmentState.PENDING,
+            and_(col(Attachment.state) == AttachmentState.REJECTED, col(Attachment.reason_code) == HASH_MISMATCH[0]),
+        )
+        query = select(Attachment).where(
+            col(Attachment.sha256) == sha256, col(Attachment.uploaded_by) == principal.user_id, waiting
+        )
+        return list(await session.scalars(query))
 
     # -- serving -------------------------------------------------------------------
 
     async def fetch(
         self, session: AsyncSession, principal: Principal, sha256: str, size: Size, *, webp: bool
     ) -> ServedBlob:
-        """A copy for a user who can read a record the blob is attached to (404 for everyone else)."""
-        readable = await session.scalar(
-            select(col(Attachment.id))
-            .where(col(Attachment.sha256) == sha256, Attachment.read_filter(principal))
-            .limit(1)
-        )
-        if readable is None:
+        """A copy for a user who can read a record the photo is attached to (404 for everyone else).
+
+        The answer is what those records say: the photo is available, rejected or pending.
+        The original is never served; staff get a full-size copy without its metadata.
+        """
+        attached = (
+            await session.execute(
+                select(col(Attachment.state), col(Attachment.reason_code), col(Attachment.reason)).where(
+                    col(Attachment.sha256) == sha256, Attachment.read_filter(principal)
+                )
+            )
+        ).all()
+        if not attached:
             raise NotFound("blob", sha256)
-        blob = await session.get(Blob, sha256)
-        if blob is None or blob.state is BlobState.PARTIAL:
+        states = {state for state, _, _ in attached}
+        if AttachmentState.AVAILABLE not in states:
+            rejected = [(code, reason) for state, code, reason in attached if state == AttachmentState.REJECTED]
+            if rejected:
+                raise BlobRejected(sha256, *rejected[0], status_code=409)
             raise Conflict("blob_pending", "The photo has not arrived yet.", {"state": AttachmentState.PENDING.value})
-        if blob.state is BlobState.REJECTED:
-            raise BlobRejected(blob, status_code=409)
         if size == "original":
-            name, mime, etag = ORIGINAL, blob.mime, sha256
-        else:
-            extension, mime = ("webp", "image/webp") if webp else ("jpg", "image/jpeg")
-            name = f"{size}.{extension}"
-            etag = f"{sha256}-{name}"
+            if not principal.is_staff:
+                raise AppError("original_staff_only", "Only staff see a photo at full size.", status_code=403)
+            return ServedBlob(await self._full_size(sha256), "image/jpeg", f'"{sha256}-{FULL_SIZE}"')
+        extension, mime = ("webp", "image/webp") if webp else ("jpg", "image/jpeg")
+        name = f"{size}.{extension}"
+        return ServedBlob(await self._copy(sha256, name), mime, f'"{sha256}-{name}"')
+
+    async def _full_size(self, sha256: str) -> StoredFile:
+        """The full-size copy, made on its first request: few photos are ever looked at at 100 %."""
+        file = await self.store.open(sha256, FULL_SIZE)
+        if file is not None:
+            return file
+        async with self.store.adding(sha256) as (original, staging):
+            await self.pool.full_size(original, staging)
+        return await self._copy(sha256, FULL_SIZE)
+
+    async def _copy(self, sha256: str, name: str) -> StoredFile:
         file = await self.store.open(sha256, name)
         if file is None:
             log.error("blob %s is complete but its %s is not in the store", sha256, name)
             raise NotFound("blob", sha256)
-        return ServedBlob(file, mime, f'"{etag}"')
+        return file
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -342,6 +432,13 @@ class BlobService:
                 yield
         finally:
             await self.pool.close()
+
+
+def _settled(blob: Blob) -> BlobStatus:
+    """The answer for a blob the user may see: complete, or its rejection."""
+    if blob.state is BlobState.REJECTED:
+        raise BlobRejected.of(blob)
+    return BlobStatus(sha256=blob.sha256, state=blob.state, size=blob.size, offset=blob.size)
 
 
 def _offset_conflict(current: int, state: BlobState) -> AppError:
@@ -360,25 +457,31 @@ def _evidence(blob: Blob) -> dict[str, Any]:
 
 
 async def mark_missing(runtime: Runtime, store: BlobStore | None = None) -> SweepReport:
-    """The sweep: attachments pending past the grace period become `missing`, partial uploads expire.
+    """The sweep: attachments pending past the grace period become `missing`, unfinished uploads expire.
 
-    It also settles pending attachments whose blob did arrive: on PostgreSQL a link
-    committed while its blob was completing can miss the completion's update.
+    It also settles pending attachments whose user's upload did complete: on PostgreSQL a
+    link committed while that upload was completing can miss the completion's update.
     """
     store = store or open_store(runtime.settings)
     horizon = runtime.clock.now() - GRACE
     missing = settled = 0
     async with runtime.unit_of_work(actor=SWEEP_ACTOR, command="blobs.sweep") as session:
+        linkers_upload = and_(
+            col(BlobUpload.sha256) == col(Attachment.sha256),
+            col(BlobUpload.user_id) == col(Attachment.uploaded_by),
+            col(BlobUpload.state) == BlobState.COMPLETE,
+        )
         overdue = await session.execute(
             select(Attachment, Blob)
-            .outerjoin(Blob, col(Blob.sha256) == col(Attachment.sha256))
+            .outerjoin(BlobUpload, linkers_upload)
+            .outerjoin(Blob, col(Blob.sha256) == col(BlobUpload.sha256))
             .where(
                 col(Attachment.state) == AttachmentState.PENDING,
-                or_(col(Attachment.created_at) < horizon, col(Blob.state) != BlobState.PARTIAL),
+                or_(col(Attachment.created_at) < horizon, col(BlobUpload.sha256).is_not(None)),
             )
         )
         for attachment, blob in overdue:
-            if blob is not None and blob.state is not BlobState.PARTIAL:
+            if blob is not None:
                 apply_outcome(attachment, blob)
                 settled += 1
             else:
@@ -388,11 +491,13 @@ async def mark_missing(runtime: Runtime, store: BlobStore | None = None) -> Swee
                 missing += 1
         expired = list(
             await session.scalars(
-                select(Blob).where(col(Blob.state) == BlobState.PARTIAL, col(Blob.created_at) < horizon)
+                select(BlobUpload).where(
+                    col(BlobUpload.state) != BlobState.COMPLETE, col(BlobUpload.created_at) < horizon
+                )
             )
         )
-        for blob in expired:
-            await session.delete(blob)
-    for blob in expired:
-        await store.discard(blob.sha256)
+        for upload in expired:
+            await session.delete(upload)
+    for upload in expired:
+        await store.discard_upload(upload.sha256, upload.user_id)
     return SweepReport(missing=missing, settled=settled, expired_uploads=len(expired))

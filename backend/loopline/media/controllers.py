@@ -62,14 +62,22 @@ class BlobController(Controller):
 
     @post("/", operation_id="blob_start", request_max_body_size=4096)
     async def start(self, blobs: BlobsDep, principal: PrincipalDep, data: JSONBody[BlobStart]) -> Response[BlobStatus]:
-        """Announce an upload: 200 if the server already has the blob (send nothing), else 201 with the offset."""
+        """Announce an upload: 200 if you may already see the blob (send nothing), else 201 with the offset.
+
+        To a user who neither uploaded the blob nor can read a record showing it, a blob the
+        server holds is answered as one it has never seen: they prove they hold it by
+        sending the bytes.
+        """
         status = await blobs.start(principal, data)
         return Response(status, status_code=200 if status.state is BlobState.COMPLETE else 201)
 
     @head("/{sha256:str}", operation_id="blob_upload_offset")
-    async def offset(self, blobs: BlobsDep, sha256: Sha256Path) -> Response[None]:
-        """The offset to resume from, in `Upload-Offset` (and the state in `Blob-State`)."""
-        status = await blobs.status(sha256.lower())
+    async def offset(self, blobs: BlobsDep, principal: PrincipalDep, sha256: Sha256Path) -> Response[None]:
+        """The offset to resume from, in `Upload-Offset` (and the state in `Blob-State`).
+
+        404 unless the caller has an upload of this hash or may already see the photo.
+        """
+        status = await blobs.status(principal, sha256.lower())
         return Response(None, media_type=MediaType.TEXT, headers=_upload_headers(status))
 
     @patch(
@@ -103,10 +111,12 @@ class BlobController(Controller):
         sha256: Sha256Path,
         size: SizeQuery = "display",
     ) -> Stream:
-        """A copy of the photo, for users who can read a record it is attached to.
+        """A copy of the photo, for users who can read a record where it is available.
 
-        Thumb and display copies are WebP when the `Accept` header allows it, else JPEG;
-        they carry no EXIF. The original is served as uploaded.
+        Thumb and display copies are WebP when the `Accept` header allows it, else JPEG.
+        `original` is a full-size JPEG, for staff only (403 `original_staff_only` for
+        customers); the original file itself is kept as evidence and never served. No copy
+        carries EXIF (no GPS position, no device).
         """
         served = await blobs.fetch(session, principal, sha256.lower(), size, webp=request.accept.accepts("image/webp"))
         return Stream(

@@ -17,6 +17,10 @@ the sync protocol). It is synchronous and CPU-bound, so the server calls it in a
 6. Write `thumb.webp` and `display.webp` atomically. Nothing is written for a refused file,
    and the original is only ever read.
 
+`full_size_copy` makes the copy served in place of the original, on first request: the
+same steps at full size, as a JPEG without metadata. The original itself is evidence and
+is never served: its EXIF may hold where it was taken and on which device.
+
 Refusals raise `ImageRejected` with a stable `code` (one of `REJECTION_CODES`) and a sentence
 for the uploader. A header declaring more pixels than allowed, however absurd the number, is
 `image_too_many_pixels`; `image_decompression_bomb` is for data that inflates past Pillow's
@@ -90,6 +94,7 @@ class ImageInfo:
 
 
 SIZES: dict[str, int] = {"thumb": 320, "display": 1600}
+FULL_SIZE = "full.jpg"
 
 REJECTION_CODES = (
     "image_empty",
@@ -110,6 +115,8 @@ MIME_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "H
 WEBP_QUALITY = 80
 WEBP_METHOD = 2
 JPEG_COPY_QUALITY = 85
+# Higher for the full-size copy: it is asked for to see detail (a crack, a label) at 100 %.
+FULL_SIZE_QUALITY = 92
 RESAMPLE = Image.Resampling.LANCZOS
 # A reducing gap of 2 keeps the result indistinguishable from a full Lanczos resize at a
 # fraction of the cost when shrinking by large factors.
@@ -168,23 +175,30 @@ def process_image(original: Path, derived_dir: Path, limits: ImageLimits = Image
     (temp file + fsync + os.replace). Raises ImageRejected for anything that is not an
     acceptable photo; never any other exception for bad input.
     """
-    with open(original, "rb") as fp:
-        _check_byte_size(os.fstat(fp.fileno()).st_size, limits)
-        with _decompression_guard(limits), _open(fp, limits) as img:
-            info, display = _decode_display_copy(img, limits)
+    info, display = _decode_original(original, limits, SIZES["display"])
     thumb = _shrink(display, SIZES["thumb"])
     encoded = {"display.webp": _encode_webp(display), "thumb.webp": _encode_webp(thumb)}
     _write_all_atomically(derived_dir, encoded)
     return info
 
 
+def full_size_copy(original: Path, derived_dir: Path, limits: ImageLimits = ImageLimits()) -> None:
+    """Write derived_dir/full.jpg: the original's pixels at full size, upright sRGB, without any metadata."""
+    _, full = _decode_original(original, limits, longest=None)
+    _write_all_atomically(derived_dir, {FULL_SIZE: _encode_jpeg(full, FULL_SIZE_QUALITY)})
+
+
 def jpeg_copy(derived: Path) -> bytes:
     """A JPEG encoding of a derived WebP (for clients that cannot take WebP), no metadata."""
     with Image.open(derived, formats=["WEBP"]) as img:
-        rgb = img.convert("RGB")
-    out = io.BytesIO()
-    rgb.save(out, "JPEG", quality=JPEG_COPY_QUALITY, optimize=True)
-    return out.getvalue()
+        return _encode_jpeg(img.convert("RGB"), JPEG_COPY_QUALITY)
+
+
+def _decode_original(original: Path, limits: ImageLimits, longest: int | None) -> tuple[ImageInfo, Image.Image]:
+    with open(original, "rb") as fp:
+        _check_byte_size(os.fstat(fp.fileno()).st_size, limits)
+        with _decompression_guard(limits), _open(fp, limits) as img:
+            return _decode_upright(img, limits, longest)
 
 
 # --- validation --------------------------------------------------------------------------------
@@ -238,18 +252,23 @@ def _open(fp: IO[bytes], limits: ImageLimits) -> ImageFile.ImageFile:
         raise _decode_failure(exc) from exc
 
 
-def _decode_display_copy(img: ImageFile.ImageFile, limits: ImageLimits) -> tuple[ImageInfo, Image.Image]:
-    """Validate the parsed header, decode, and return the photo's facts with its upright display copy."""
+def _decode_upright(
+    img: ImageFile.ImageFile, limits: ImageLimits, longest: int | None
+) -> tuple[ImageInfo, Image.Image]:
+    """Validate the parsed header, decode, and return the photo's facts with an upright copy.
+
+    The copy's longest edge is at most `longest`; None keeps the full size.
+    """
     fmt = _canonical_format(img)
     stored_width, stored_height = img.size
     _check_pixels(stored_width, stored_height, limits)
     _check_still(img, fmt)
     _check_mode(img.mode)
     try:
-        if fmt == "JPEG":
+        if fmt == "JPEG" and longest is not None:
             # The longest-edge box is the same for both orientations of the photo, so it is
             # computed on the stored (un-rotated) dimensions that the decoder works in.
-            img.draft("RGB", _fit(img.size, SIZES["display"]))
+            img.draft("RGB", _fit(img.size, longest))
         img.load()
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise _bomb() from exc
@@ -258,14 +277,16 @@ def _decode_display_copy(img: ImageFile.ImageFile, limits: ImageLimits) -> tuple
 
     exif = _read_exif(img)
     orientation = _orientation(exif)
-    display = _shrink(_flatten_to_rgb(img), SIZES["display"])
+    upright = _flatten_to_rgb(img)
+    if longest is not None:
+        upright = _shrink(upright, longest)
     if orientation in _UPRIGHT:
-        display = display.transpose(_UPRIGHT[orientation])
-    display = _to_srgb(display, img.info.get("icc_profile"))
-    if display is img:
+        upright = upright.transpose(_UPRIGHT[orientation])
+    upright = _to_srgb(upright, img.info.get("icc_profile"))
+    if upright is img:
         # The caller closes `img`; the copy outlives it and gets its own, empty, info.
-        display = img.copy()
-    display.info.clear()
+        upright = img.copy()
+    upright.info.clear()
 
     width, height = (stored_height, stored_width) if orientation in _QUARTER_TURNS else (stored_width, stored_height)
     info = ImageInfo(
@@ -276,7 +297,7 @@ def _decode_display_copy(img: ImageFile.ImageFile, limits: ImageLimits) -> tuple
         captured_at=_captured_at(exif),
         device=_device(exif),
     )
-    return info, display
+    return info, upright
 
 
 def _canonical_format(img: ImageFile.ImageFile) -> str:
@@ -396,6 +417,13 @@ def _to_srgb(img: Image.Image, icc_profile: object) -> Image.Image:
 @cache
 def _srgb_profile() -> ImageCms.ImageCmsProfile:
     return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+
+
+def _encode_jpeg(img: Image.Image, quality: int) -> bytes:
+    # No exif= or icc_profile= arguments: the JPEG writer only embeds what it is given.
+    out = io.BytesIO()
+    img.save(out, "JPEG", quality=quality, optimize=True)
+    return out.getvalue()
 
 
 def _encode_webp(img: Image.Image) -> bytes:

@@ -25,7 +25,13 @@ class AttachmentState(StrEnum):
 
 
 class Attachment(ScopedEntity, table=True):
-    """A record's photo by hash; `pending` until the bytes arrive. Lives in its record's scope."""
+    """A record's photo by hash. Lives in its record's scope.
+
+    A hash is no capability: an attachment turns `available` only once the user who linked
+    it has shown they hold the bytes, by uploading them or by seeing them through another
+    record (see `service.link_photos`). Until then it is `pending`, exactly as when the
+    bytes have not arrived, so a link never tells whether the server holds a hash.
+    """
 
     __entity__ = "attachment"
     __table_args__ = (
@@ -71,26 +77,22 @@ class BlobState(StrEnum):
 
 
 class Blob(SQLModel, table=True):
-    """The bytes behind a hash, as the server knows them: server bookkeeping, never synced.
+    """The content behind a hash, once its bytes arrived: server bookkeeping, never synced.
 
-    Devices learn a blob's outcome from the attachments that reference it. While an upload
-    is `partial`, the bytes received so far live in the blob store, which alone knows the
-    offset. A `complete` blob's original is immutable evidence; the columns below record
-    what it is.
+    A row exists once some upload of the hash completed: `complete` when the image passed
+    validation (its original is immutable evidence; the columns record what it is), or
+    `rejected` when the pipeline refused it. Devices learn the outcome from the
+    attachments that reference it. Uploads on their way are `BlobUpload`s.
     """
 
     __tablename__ = "blob"
-    __table_args__ = (
-        one_of("state", BlobState),
-        # The sweep looks for partial uploads past their expiry.
-        Index("ix_blob_state_created_at", "state", "created_at"),
-    )
+    __table_args__ = (one_of("state", BlobState),)
 
     sha256: str = Field(primary_key=True, max_length=64, min_length=64)
     size: int = Field(ge=0)
-    # As declared by the uploader until the image is validated, then as decoded.
+    # As decoded once validated; as declared by the uploader if the image was refused.
     mime: str = Field(max_length=40)
-    state: BlobState = Field(default=BlobState.PARTIAL, sa_type=EnumString(BlobState, 16))
+    state: BlobState = Field(sa_type=EnumString(BlobState, 16))
     reason_code: str | None = Field(default=None, max_length=40)
     reason: str | None = Field(default=None, max_length=400)
     format: str | None = Field(default=None, max_length=16)
@@ -99,6 +101,32 @@ class Blob(SQLModel, table=True):
     # From the image's own metadata (EXIF), when it has any.
     captured_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     device: str | None = Field(default=None, max_length=200)
+    # Whose bytes became the original.
     uploaded_by: str | None = Field(default=None, foreign_key="user.id", max_length=36)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    completed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class BlobUpload(SQLModel, table=True):
+    """One user's upload of a hash: `partial` while the bytes come, `complete` once they matched.
+
+    Each user sends the bytes of a hash on their own, even when the server holds them
+    already: only bytes that match prove a user holds the photo, and a `complete` upload is
+    that proof. So nobody can claim another's upload (with a wrong size, say) or append to
+    it. `rejected` means the bytes sent did not match the hash; the right ones may follow.
+    """
+
+    __tablename__ = "blob_upload"
+    __table_args__ = (
+        one_of("state", BlobState),
+        # The sweep looks for uploads past their expiry.
+        Index("ix_blob_upload_state_created_at", "state", "created_at"),
+    )
+
+    sha256: str = Field(primary_key=True, max_length=64, min_length=64)
+    user_id: str = Field(primary_key=True, foreign_key="user.id", max_length=36)
+    size: int = Field(ge=0)
+    mime: str = Field(max_length=40)
+    state: BlobState = Field(default=BlobState.PARTIAL, sa_type=EnumString(BlobState, 16))
     created_at: datetime = Field(sa_type=UTCDateTime)
     completed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

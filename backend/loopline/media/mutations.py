@@ -1,4 +1,7 @@
-"""Sync mutation `attachment.link`: reference a photo by hash from a record the user can read."""
+"""Sync mutation `attachment.link`: reference a photo by hash from a record the user can read.
+
+The photo shows on the record only once the user has shown they hold it (see `service`).
+"""
 
 from __future__ import annotations
 
@@ -37,7 +40,7 @@ async def link_attachment(ctx: MutationContext, raw: dict[str, Any]) -> int:
         )
     record = await readable(ctx, model, args.entity_id)
     [attachment] = await link_photos(
-        ctx.session, args.entity, record.id, record.scope_keys()[0], [args.sha256], ctx.principal.user_id
+        ctx.session, ctx.principal, args.entity, record.id, record.scope_keys()[0], [args.sha256]
     )
     return attachment.version
 

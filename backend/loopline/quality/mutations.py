@@ -135,20 +135,10 @@ async def submit_inspection(ctx: MutationContext, raw: dict[str, Any]) -> int:
             ctx.session.add(row)
             await ctx.session.flush()
             await link_photos(
-                ctx.session,
-                "measurement",
-                row.id,
-                plant_scope(batch.plant_id),
-                measurement.photo_hashes,
-                ctx.principal.user_id,
+                ctx.session, ctx.principal, "measurement", row.id, plant_scope(batch.plant_id), measurement.photo_hashes
             )
         await link_photos(
-            ctx.session,
-            "inspection",
-            inspection.id,
-            plant_scope(batch.plant_id),
-            args.photo_hashes,
-            ctx.principal.user_id,
+            ctx.session, ctx.principal, "inspection", inspection.id, plant_scope(batch.plant_id), args.photo_hashes
         )
         for code, measured in rows.items():
             await watch_line(
@@ -250,7 +240,7 @@ async def report_defect(ctx: MutationContext, raw: dict[str, Any]) -> int:
             participants=participants,
         )
         await link_photos(
-            ctx.session, "defect", defect.id, plant_scope(batch.plant_id), args.photo_hashes, ctx.principal.user_id
+            ctx.session, ctx.principal, "defect", defect.id, plant_scope(batch.plant_id), args.photo_hashes
         )
     return stored.version
 

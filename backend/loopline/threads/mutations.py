@@ -112,7 +112,7 @@ async def post_messages(ctx: MutationContext, raws: list[dict[str, Any]]) -> lis
                 if post.visibility == Visibility.CUSTOMER
                 else thread_scope(post.thread_id)
             )
-            await link_photos(ctx.session, "message", post.id, scope, args.photo_hashes, ctx.principal.user_id)
+            await link_photos(ctx.session, ctx.principal, "message", post.id, scope, args.photo_hashes)
         outcomes[index] = 1  # a new message's first version
     if ctx.principal.is_staff:
         replies = {post.thread_id for post in posts if post.visibility == Visibility.CUSTOMER}
