@@ -14,7 +14,9 @@ import pytest
 from sqlmodel import SQLModel, col, select
 
 from loopline.core.audit import AuditEvent, verify_chain
+from loopline.core.changelog import ChangeLog
 from loopline.core.db import Database
+from loopline.core.entity import Entity
 from loopline.core.events import DomainEvent
 from loopline.core.runtime import Runtime
 from loopline.core.settings import Settings
@@ -295,3 +297,32 @@ async def test_step_12_the_workshop_is_erased_while_cs_1004_nc_0142_and_the_chai
         "contact",
         "change_log",
     }
+
+
+def entity_models() -> list[type[Entity]]:
+    """Every table that keeps `created_at` and `updated_at`."""
+    found: list[type[Entity]] = []
+    pending: list[type[Entity]] = [Entity]
+    while pending:
+        model = pending.pop()
+        pending.extend(model.__subclasses__())
+        if getattr(model, "__table__", None) is not None:
+            found.append(model)
+    return found
+
+
+async def test_every_row_is_stamped_on_the_scenario_clock(runtime: Runtime) -> None:
+    # The master data exists when the timeline starts; nothing is created or changed on the day
+    # the demo happens to be loaded, and nothing is changed before it was created.
+    start, end = day(-14), day(45, 23, 59)
+    outside: list[tuple[str, str, Any, Any]] = []
+    for model in entity_models():
+        for row in await rows(runtime, model):
+            assert row.created_at is not None
+            assert row.updated_at is not None
+            if not start <= row.created_at <= row.updated_at <= end:
+                outside.append((model.__entity__, row.id, row.created_at, row.updated_at))
+    assert outside == []
+    async with runtime.db.read_session() as session:
+        stamps = [*await session.scalars(select(AuditEvent.at)), *await session.scalars(select(ChangeLog.at))]
+    assert [at for at in stamps if not start <= at <= end] == []

@@ -20,6 +20,7 @@ behind. Order of work inside it:
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -42,6 +43,7 @@ from loopline.catalog.models import (
     Severity,
 )
 from loopline.core.access import Role
+from loopline.core.clock import FrozenClock
 from loopline.core.entity import Entity
 from loopline.core.runtime import Runtime
 from loopline.customer.models import (
@@ -53,7 +55,7 @@ from loopline.customer.models import (
     ShipmentLine,
     Tier,
 )
-from loopline.demo.timeline import play_timeline
+from loopline.demo.timeline import START, play_timeline
 from loopline.people.models import MembershipKind, User
 from loopline.people.service import add_user
 from loopline.quality.models import Batch, BatchStatus
@@ -638,8 +640,9 @@ async def database_is_empty(runtime: Runtime) -> bool:
 
 async def load_demo(runtime: Runtime) -> None:
     """Load the scenario into an empty database: its master data, then its timeline played
-    through the loop rules (`demo/timeline.py`)."""
-    await load_master_data(runtime)
+    through the loop rules (`demo/timeline.py`). Every row is stamped on the scenario's frozen
+    clock: the master data at the scenario's start, each step at its moment."""
+    await load_master_data(dataclasses.replace(runtime, clock=FrozenClock(START)))
     await play_timeline(runtime)
 
 

@@ -53,6 +53,10 @@ def day(offset: int, hour: int = 0, minute: int = 0) -> datetime:
     return D0 + timedelta(days=offset, hours=hour, minutes=minute)
 
 
+# The scenario's first moment: its master data exists then, and the timeline starts there.
+START = day(-14)
+
+
 # Numbers carry on from the system the factory used before Loopline (scenario's numbers).
 NUMBERS_BEFORE = {"NC": 141, "CS": 1000, "ADV": 30, "RMA": 7780, "CAPA": 76}
 
@@ -108,7 +112,7 @@ class Player:
 
     @classmethod
     def on(cls, runtime: Runtime) -> Player:
-        clock = FrozenClock(day(-14))
+        clock = FrozenClock(START)
         return cls(dataclasses.replace(runtime, clock=clock), clock)
 
     async def enrol(self, username: str) -> None:
@@ -499,8 +503,8 @@ async def continue_scenario_numbers(runtime: Runtime) -> None:
 
 async def play_timeline(runtime: Runtime) -> None:
     """Play steps 1-12 of the scenario into a database that holds its master data only."""
-    await continue_scenario_numbers(runtime)
     player = Player.on(runtime)
+    await continue_scenario_numbers(player.runtime)
     steps = timeline()
     for username in dict.fromkeys(played.username for played in steps):
         await player.enrol(username)
