@@ -29,7 +29,7 @@ from loopline.core.changelog import ChangeLog
 from loopline.core.clock import Clock
 from loopline.core.db import Database, is_sqlite, table_of
 from loopline.core.errors import exception_handlers
-from loopline.core.input_guard import refuse_nul_characters
+from loopline.core.input_guard import guard_request_input
 from loopline.core.loop_lag import LoopLagController, LoopLagProbe
 from loopline.core.runtime import Runtime
 from loopline.core.settings import Settings
@@ -165,7 +165,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         route_handlers=[index, health, api],
         dependencies=dependencies,
         exception_handlers=exception_handlers,
-        before_request=refuse_nul_characters,
+        before_request=guard_request_input,
+        request_max_body_size=settings.max_body_bytes,
         middleware=[DefineMiddleware(BearerAuthMiddleware, exclude=PUBLIC_PATHS)],
         state=State(
             {

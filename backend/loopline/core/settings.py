@@ -37,6 +37,9 @@ class Settings:
     login_attempts_per_user: int = 10
     login_attempts_per_address: int = 50
     login_window_s: int = 15 * 60
+    # The largest request body the API reads, in bytes (413 beyond it); photo chunks and sync
+    # pushes set their own limits.
+    max_body_bytes: int = 1024 * 1024
     # SQLite `synchronous` setting; see README "Durability".
     sqlite_synchronous: str = "FULL"
     sqlite_busy_timeout_ms: int = 5000
