@@ -56,6 +56,10 @@ class Settings:
     # and how long one delivery may wait on the receiver before it counts as failed.
     webhook_interval_s: float = 2.0
     webhook_timeout_s: float = 5.0
+    # Comma-separated `host` or `host:port` entries (IPv6 in brackets) that webhooks may reach even
+    # though they are not public addresses (loopback, private, link-local, …); empty: public
+    # addresses only. See integration/destinations.py.
+    webhook_allowed_hosts: str = ""
     # 1 samples the event loop's lag for `GET /admin/debug/loop-lag` (benchmarks); 0 in production.
     loop_lag_probe: int = 0
     # Redis for the realtime doorbell and signals across processes; empty: in memory (one process).
