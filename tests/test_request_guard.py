@@ -35,6 +35,8 @@ def error_of(response: Any) -> tuple[int, str]:
         # Brackets inside strings are text, escaped quotes included.
         (b'{"p": "[[[[{{{{", "q": "\\"[[[["}', 1),
         (b'["\\\\", [[]]]', 3),
+        (b'["\\\\\\"[", [[]]]', 3),
+        (b'["\\u005b", []]', 2),
         # A string left open hides nothing a decoder would reach: it stops there.
         (b'[[["[[[[[[[[', 3),
         (b'"\\"' + b"[" * 1000, 0),
