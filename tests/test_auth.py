@@ -2,23 +2,33 @@
 
 from __future__ import annotations
 
+import os
+import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import httpx
 import jwt
 import pytest
+import redis
 from litestar.testing import AsyncTestClient
 
 from loopline.app import create_app
 from loopline.core.access import Role
 from loopline.core.auth import NotAuthenticated, VerifiedTokens, issue_access_token
+from loopline.core.client_address import TrustedProxies
 from loopline.core.clock import FrozenClock
 from loopline.core.db import Database
+from loopline.core.ratelimit import REDIS_PREFIX
 from loopline.core.runtime import Runtime
 from loopline.core.settings import Settings
 from loopline.people.service import create_user
 from tests.conftest import sign_in
-from tests.support import FreshDatabase
+from tests.support import GENEROUS_LIMITS, FreshDatabase, running_server
+
+REDIS_URL = os.environ.get("LOOPLINE_SCALEOUT_REDIS", "redis://127.0.0.1:6379/0")
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -164,3 +174,75 @@ async def test_login_is_rate_limited_per_user_and_per_address(fresh_database: Fr
 
         clock.advance(timedelta(seconds=settings.login_window_s + 1))
         assert (await attempt("ana", "correct-horse")).status_code == 200
+
+
+def test_the_client_address_is_read_from_the_right_past_trusted_proxies_only() -> None:
+    proxies = TrustedProxies.from_setting("10.0.0.5, fd00::/8,192.168.0.0/16")
+    # A peer that is not a trusted proxy is the client, whatever its header says.
+    assert proxies.client("203.0.113.9", ["1.1.1.1"]) == "203.0.113.9"
+    # Behind trusted proxies: the right-most address that is not one; entries to its left are the client's own.
+    assert proxies.client("10.0.0.5", ["6.6.6.6", " 198.51.100.7"]) == "198.51.100.7"
+    assert proxies.client("10.0.0.5", ["6.6.6.6", "198.51.100.7", "192.168.3.4", "fd00::9"]) == "198.51.100.7"
+    assert proxies.client("::ffff:10.0.0.5", ["2001:DB8::1"]) == "2001:db8::1"
+    assert proxies.client("10.0.0.5", []) == "10.0.0.5"
+    assert proxies.client("10.0.0.5", ["192.168.1.1"]) == "192.168.1.1"
+    assert TrustedProxies.from_setting("").client("127.0.0.1", ["6.6.6.6"]) == "127.0.0.1"
+    with pytest.raises(ValueError, match="LOOPLINE_TRUSTED_PROXIES"):
+        TrustedProxies.from_setting("10.0.0.5,proxy.internal")
+
+
+def attempts_from(base: str, forwarded_for: list[str]) -> list[int]:
+    """A wrong password from each X-Forwarded-For value in turn, over real HTTP; the status codes."""
+    return [
+        httpx.post(
+            f"{base}/api/v1/auth/login",
+            json={"username": f"nobody-{n}", "password": "wrong-password"},
+            headers={"X-Forwarded-For": value},
+        ).status_code
+        for n, value in enumerate(forwarded_for)
+    ]
+
+
+@pytest.mark.slow
+def test_x_forwarded_for_counts_only_from_a_trusted_proxy(tmp_path: Path) -> None:
+    fresh = FreshDatabase.create(tmp_path, **{**GENEROUS_LIMITS, "login_attempts_per_address": 3})
+    try:
+        # Nobody is trusted: made-up addresses are all the one peer, 127.0.0.1.
+        with running_server(fresh.settings) as base:
+            assert attempts_from(base, [f"198.51.100.{n}" for n in range(4)]) == [401, 401, 401, 429]
+        # Behind a trusted proxy each client has its own allowance, and what a client writes
+        # to the left of the proxy's entry does not change who it is.
+        with running_server(fresh.settings, ("LOOPLINE_TRUSTED_PROXIES", "127.0.0.0/8")) as base:
+            spoofing = [f"10.9.9.{n}, 198.51.100.1" for n in range(4)]
+            assert attempts_from(base, spoofing) == [401, 401, 401, 429]
+            assert attempts_from(base, ["198.51.100.2"]) == [401], "another client is not held up"
+    finally:
+        fresh.drop()
+
+
+def redis_reachable() -> bool:
+    try:
+        return bool(redis.Redis.from_url(REDIS_URL, socket_connect_timeout=5).ping())
+    except redis.RedisError:
+        return False
+
+
+async def test_with_redis_the_sign_in_counts_survive_a_restart(fresh_database: FreshDatabase) -> None:
+    if not redis_reachable():
+        pytest.skip(f"Redis at {REDIS_URL} is not reachable")
+    username = f"restart-{uuid.uuid4().hex[:8]}"
+    settings = replace(fresh_database.settings, redis_url=REDIS_URL, login_attempts_per_user=2)
+    clock = FrozenClock(datetime.now(UTC))
+
+    async def attempt() -> int:
+        async with AsyncTestClient(create_app(settings, clock=clock)) as api:
+            response = await api.post("/api/v1/auth/login", json={"username": username, "password": "wrong"})
+            return response.status_code
+
+    try:
+        # Each attempt in a server of its own: as if it restarted between them.
+        assert [await attempt() for _ in range(3)] == [401, 401, 429]
+        clock.advance(timedelta(seconds=settings.login_window_s + 1))
+        assert await attempt() == 401
+    finally:
+        redis.Redis.from_url(REDIS_URL).delete(f"{REDIS_PREFIX}user:{username}", f"{REDIS_PREFIX}addr:testclient")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import json
@@ -13,6 +14,7 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from ipaddress import IPv4Address, IPv6Address, ip_address
 from typing import Any
 
 import httpx
@@ -35,13 +37,15 @@ from tests.support import free_port
 from tests.sync_helpers import Device
 
 API = "/api/v1/admin/webhooks"
+RECEIVERS = "127.0.0.1"
 TIMEOUT_S = 1.0
 
 
 @pytest.fixture(scope="module")
 def world_settings(world_settings: Settings) -> Settings:
     # The tests run delivery rounds themselves on a frozen clock; the app's own worker would race them.
-    return replace(world_settings, webhook_interval_s=0, webhook_timeout_s=TIMEOUT_S)
+    # Their receivers listen on loopback, which webhooks reach only when the allow-list names it.
+    return replace(world_settings, webhook_interval_s=0, webhook_timeout_s=TIMEOUT_S, webhook_allowed_hosts=RECEIVERS)
 
 
 @dataclass
@@ -105,6 +109,46 @@ def black_hole() -> Iterator[str]:
         listener.bind(("127.0.0.1", 0))
         listener.listen(16)
         yield f"http://127.0.0.1:{listener.getsockname()[1]}/hook"
+
+
+@contextlib.contextmanager
+def answering(answer: bytes) -> Iterator[str]:
+    """A URL whose server reads each request and answers `answer`, which need not be HTTP."""
+
+    def serve(listener: socket.socket) -> None:
+        while True:
+            try:
+                connection, _ = listener.accept()
+            except OSError:  # the listener was closed: the test is over
+                return
+            with connection:
+                request = b""
+                while b"\r\n\r\n" not in request:
+                    request += connection.recv(65536)
+                head, _, body = request.partition(b"\r\n\r\n")
+                fields = (line.split(b":", 1) for line in head.split(b"\r\n")[1:])
+                length = int({name.strip().lower(): value for name, value in fields}[b"content-length"])
+                while len(body) < length:
+                    body += connection.recv(65536)
+                connection.sendall(answer)
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)
+        threading.Thread(target=serve, args=(listener,), daemon=True).start()
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}/hook"
+
+
+@dataclass
+class Resolver:
+    """DNS as the tests want it to answer: host name → addresses, and every question asked."""
+
+    answers: dict[str, list[str]]
+    asked: list[str] = field(default_factory=list)
+
+    async def __call__(self, host: str, port: int) -> list[IPv4Address | IPv6Address]:
+        self.asked.append(host)
+        return [ip_address(address) for address in self.answers[host]]
 
 
 @dataclass
@@ -417,6 +461,125 @@ async def test_the_server_delivers_on_its_own(world_settings: Settings, rounds: 
                 break
             await asyncio.sleep(0.05)
     assert [e["id"] for e in receiver.accepted()] == [event]
+
+
+# What a black-box test registered and got answers from, and other spellings of the same places.
+INTERNAL_URLS = [
+    "http://127.0.0.1/",
+    "http://localhost:8000/api/v1/admin/users",
+    "http://0.0.0.0/",
+    "http://2130706433/",
+    "http://127.1/",
+    "http://0x7f.0.0.1/",
+    "http://127.0.0.1./",
+    "http://LOCALHOST./",
+    "http://[::1]/",
+    "http://[::ffff:127.0.0.1]/",
+    "http://169.254.169.254/latest/meta-data/",
+    "http://[64:ff9b::a9fe:a9fe]/",
+    "http://metadata.google.internal/",
+    "http://10.1.2.3/",
+    "http://[fd00:ec2::254]/",
+    "http://224.0.0.1/",
+]
+
+
+async def test_webhooks_to_internal_addresses_are_refused_at_registration(world_settings: Settings) -> None:
+    async with AsyncTestClient(create_app(replace(world_settings, webhook_allowed_hosts=""))) as client:
+        admin = {"Authorization": f"Bearer {(await sign_in(client, 'admin'))['access_token']}"}
+
+        async def refused(method: str, path: str, url: str) -> tuple[int, str, str]:
+            response = await client.request(method, path, json={"url": url}, headers=admin)
+            error = response.json()["error"]
+            return response.status_code, error["code"], error["details"].get("reason")
+
+        for url in INTERNAL_URLS:
+            assert (await refused("POST", API, url))[:2] == (400, "address_not_allowed"), url
+        for url, reason in [
+            ("https://user:secret@hooks.example.com/", "credentials"),
+            ("https://hooks.example.com:0/", "port"),
+            ("https://hooks.example.com:65536/", "port"),
+            ("gopher://hooks.example.com/", "syntax"),
+            ("http://%31%32%37.0.0.1/", "host"),
+        ]:
+            assert await refused("POST", API, url) == (400, "invalid_url", reason), url
+
+        response = await client.post(API, json={"url": "https://hooks.example.com/x", "active": False}, headers=admin)
+        assert response.status_code == 201, response.text
+        path = f"{API}/{response.json()['id']}"
+        assert await refused("PATCH", path, "http://[::ffff:a9fe:a9fe]/") == (400, "address_not_allowed", "link-local")
+        assert await refused("PATCH", path, "https://admin@hooks.example.com/") == (400, "invalid_url", "credentials")
+
+
+async def test_each_delivery_checks_the_address_it_connects_to(
+    world_client: AsyncTestClient[Any],
+    world_settings: Settings,
+    admin: Headers,
+    rounds: Rounds,
+    receiver: Receiver,
+) -> None:
+    port = receiver.url.split(":")[2].split("/")[0]
+    # Names pass registration; what they resolve to is checked when a delivery connects.
+    rebinding = await subscribe(world_client, admin, f"http://rebind.test:{port}/hooks/loopline")
+    # Allowed in this world (the receivers' 127.0.0.1), so it was registered; the check at delivery
+    # holds on its own when the allow-list no longer names it.
+    spelled = await subscribe(world_client, admin, f"http://2130706433:{port}/hooks/loopline")
+    [event] = await rounds.emit("test.rebinding")
+
+    # A name that resolved to a public address at registration answers 127.0.0.1 now;
+    # also a mixed answer is refused, so no fallback reaches the internal address.
+    for answer in (["127.0.0.1"], ["93.184.216.34", "127.0.0.1"]):
+        dns = Resolver({"rebind.test": answer})
+        async with new_client(replace(world_settings, webhook_allowed_hosts=""), resolver=dns) as strict:
+            assert await deliver_due(rounds.runtime, strict) == 2
+        rounds.clock.advance(retry_delay(1))
+        assert dns.asked == ["rebind.test"]
+    assert receiver.requests == [], "nothing reached the internal receiver"
+    for subscription, host in ((rebinding, "rebind.test"), (spelled, "127.0.0.1")):
+        [delivery] = await deliveries(world_client, admin, subscription["id"])
+        errors = [attempt["error"] for attempt in delivery["history"]]
+        assert (
+            errors
+            == [
+                f"AddressRefused {host} leads to an address that is not public (loopback); "
+                "webhooks go to public addresses unless LOOPLINE_WEBHOOK_ALLOWED_HOSTS names the host"
+            ]
+            * 2
+        )
+
+    # Named in the allow-list, the name is resolved by the resolver given (the system's DNS
+    # knows no `rebind.test`) and the request keeps the name in its Host header.
+    dns = Resolver({"rebind.test": ["127.0.0.1"]})
+    allowed = replace(world_settings, webhook_allowed_hosts=f"rebind.test:{port},127.0.0.1")
+    async with new_client(allowed, resolver=dns) as client:
+        rounds.clock.advance(retry_delay(2))
+        assert await deliver_due(rounds.runtime, client) == 2
+    assert dns.asked == ["rebind.test"]
+    assert [r.event["id"] for r in receiver.requests] == [event, event]
+    assert sorted(r.headers["host"] for r in receiver.requests) == [f"2130706433:{port}", f"rebind.test:{port}"]
+
+
+async def test_what_a_receiver_answers_is_not_kept_beyond_its_status(
+    world_client: AsyncTestClient[Any], admin: Headers, rounds: Rounds
+) -> None:
+    with (
+        answering(b"-ERR secret-redis-reply\r\n\r\n") as redis_like,
+        answering(
+            b"HTTP/1.1 302 Found\r\nLocation: http://169.254.169.254/latest/meta-data/\r\n"
+            b"Content-Length: 15\r\n\r\nsecret-metadata"
+        ) as redirecting,
+    ):
+        not_http = await subscribe(world_client, admin, redis_like)
+        moved = await subscribe(world_client, admin, redirecting)
+        await rounds.emit("test.answers")
+        assert await rounds.drain() == 2
+    [garbled] = (await deliveries(world_client, admin, not_http["id"]))[0]["history"]
+    assert (garbled["status_code"], garbled["error"]) == (None, "RemoteProtocolError")
+    [redirected] = (await deliveries(world_client, admin, moved["id"]))[0]["history"]
+    assert (redirected["status_code"], redirected["error"]) == (302, None), "the redirect is not followed"
+    listed = (await world_client.get(f"{API}/{not_http['id']}/deliveries", headers=admin)).text
+    listed += (await world_client.get(f"{API}/{moved['id']}/deliveries", headers=admin)).text
+    assert "secret" not in listed
 
 
 def test_the_cursor_waits_at_a_gap_in_event_ids_until_it_is_old() -> None:

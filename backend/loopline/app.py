@@ -26,10 +26,11 @@ from loopline.core.access import Principal
 from loopline.core.api import dependencies
 from loopline.core.auth import BearerAuthMiddleware, PrincipalCache, VerifiedTokens
 from loopline.core.changelog import ChangeLog
+from loopline.core.client_address import ForwardedClientMiddleware, TrustedProxies
 from loopline.core.clock import Clock
 from loopline.core.db import Database, is_sqlite, table_of
 from loopline.core.errors import exception_handlers
-from loopline.core.input_guard import refuse_nul_characters
+from loopline.core.input_guard import guard_request_input
 from loopline.core.loop_lag import LoopLagController, LoopLagProbe
 from loopline.core.runtime import Runtime
 from loopline.core.settings import Settings
@@ -143,7 +144,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         async def principal_loader(_state: State, claims: dict[str, Any]) -> Principal | None:
             return await load_principal(claims)
 
-    async def close_database(_app: Litestar) -> None:
+    async def close_runtime(_app: Litestar) -> None:
+        await runtime.login_attempts.aclose()
         await runtime.db.close()
 
     api = Router(
@@ -167,8 +169,12 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         route_handlers=[index, health, api],
         dependencies=dependencies,
         exception_handlers=exception_handlers,
-        before_request=refuse_nul_characters,
-        middleware=[DefineMiddleware(BearerAuthMiddleware, exclude=PUBLIC_PATHS)],
+        before_request=guard_request_input,
+        request_max_body_size=settings.max_body_bytes,
+        middleware=[
+            DefineMiddleware(ForwardedClientMiddleware, proxies=TrustedProxies.from_setting(settings.trusted_proxies)),
+            DefineMiddleware(BearerAuthMiddleware, exclude=PUBLIC_PATHS),
+        ],
         state=State(
             {
                 "runtime": runtime,
@@ -189,7 +195,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             webhooks.worker(runtime),
         ],
         # Runs after the lifespans above have ended, so their tasks never outlive the database.
-        on_shutdown=[hub.stop, close_database],
+        on_shutdown=[hub.stop, close_runtime],
         openapi_config=OpenAPIConfig(
             title="Loopline API",
             version=__version__,

@@ -74,6 +74,9 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
         host=host,
         port=port,
         log_level="info",
+        # The app reads X-Forwarded-For itself, from LOOPLINE_TRUSTED_PROXIES only (see
+        # core/client_address.py); uvicorn's would trust any local process's header.
+        proxy_headers=False,
         ws_ping_interval=WS_PING_INTERVAL_S,
         ws_ping_timeout=WS_PING_TIMEOUT_S,
         # Frames are small JSON; per-socket zlib state would cost more memory and CPU than it saves.

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from loopline.core.clock import Clock
 from loopline.core.db import Database
 from loopline.core.group_commit import GroupCommit
-from loopline.core.ratelimit import SlidingWindowLimiter
+from loopline.core.ratelimit import AttemptLimiter, attempt_limiter
 from loopline.core.session_end import SessionsEndedHook
 from loopline.core.settings import Settings
 from loopline.core.uow import AfterCommit, UnitOfWork
@@ -18,8 +18,8 @@ class Runtime:
     settings: Settings
     db: Database
     clock: Clock = field(default_factory=Clock)
-    login_by_user: SlidingWindowLimiter = field(init=False)
-    login_by_address: SlidingWindowLimiter = field(init=False)
+    # Sign-in attempts per username and per client address (see core/ratelimit.py).
+    login_attempts: AttemptLimiter = field(init=False)
     # Called after every commit that appended to the change log (see realtime/hub.py).
     after_commit: list[AfterCommit] = field(default_factory=list)
     # Told after every commit that ended login sessions (see core/session_end.py); must not block.
@@ -29,12 +29,8 @@ class Runtime:
 
     def __post_init__(self) -> None:
         self.group_commit = GroupCommit(self.unit_of_work)
-        window = self.settings.login_window_s
-        self.login_by_user = SlidingWindowLimiter(
-            self.clock, limit=self.settings.login_attempts_per_user, window_s=window
-        )
-        self.login_by_address = SlidingWindowLimiter(
-            self.clock, limit=self.settings.login_attempts_per_address, window_s=window
+        self.login_attempts = attempt_limiter(
+            self.settings.redis_url, self.clock, window_s=self.settings.login_window_s
         )
 
     def unit_of_work(self, *, actor: str, command: str | None = None) -> UnitOfWork:

@@ -37,6 +37,12 @@ class Settings:
     login_attempts_per_user: int = 10
     login_attempts_per_address: int = 50
     login_window_s: int = 15 * 60
+    # Comma-separated addresses or networks of reverse proxies whose X-Forwarded-For names the
+    # client (the right-most address not in this list); empty: the header is ignored.
+    trusted_proxies: str = ""
+    # The largest request body the API reads, in bytes (413 beyond it); photo chunks and sync
+    # pushes set their own limits.
+    max_body_bytes: int = 1024 * 1024
     # SQLite `synchronous` setting; see README "Durability".
     sqlite_synchronous: str = "FULL"
     sqlite_busy_timeout_ms: int = 5000
@@ -53,9 +59,14 @@ class Settings:
     # and how long one delivery may wait on the receiver before it counts as failed.
     webhook_interval_s: float = 2.0
     webhook_timeout_s: float = 5.0
+    # Comma-separated `host` or `host:port` entries (IPv6 in brackets) that webhooks may reach even
+    # though they are not public addresses (loopback, private, link-local, …); empty: public
+    # addresses only. See integration/destinations.py.
+    webhook_allowed_hosts: str = ""
     # 1 samples the event loop's lag for `GET /admin/debug/loop-lag` (benchmarks); 0 in production.
     loop_lag_probe: int = 0
-    # Redis for the realtime doorbell and signals across processes; empty: in memory (one process).
+    # Redis for the realtime doorbell and signals across processes, and for the sign-in attempt
+    # counters (shared by every process, kept across restarts); empty: in memory (one process).
     redis_url: str = ""
     # Comma-separated origins allowed to open the live socket; empty: any (tickets already prove the user).
     ws_allowed_origins: str = ""

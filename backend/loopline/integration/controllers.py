@@ -20,7 +20,14 @@ from loopline.integration.webhooks import DeliveryRead, WebhookSummary
 EventType = Annotated[
     str, StringConstraints(pattern=r"^(\*|[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*(\.\*)?)$", max_length=64)
 ]
-Url = Annotated[str, StringConstraints(min_length=1, max_length=2000)]
+Url = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=2000),
+    Field(
+        description="An absolute http(s) URL without credentials, at a public address unless "
+        "LOOPLINE_WEBHOOK_ALLOWED_HOSTS names its host (400 `invalid_url` or `address_not_allowed`)."
+    ),
+]
 Description = Annotated[str, StringConstraints(max_length=500)]
 EventTypes = Annotated[list[EventType], Field(max_length=50)]
 SummaryDays = Annotated[int, QueryParameter(ge=1, le=90, description="The window of the figures, in days.")]

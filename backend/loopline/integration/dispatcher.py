@@ -43,6 +43,8 @@ from loopline.core.events import DomainEvent
 from loopline.core.periodic import every
 from loopline.core.runtime import Runtime
 from loopline.core.settings import Settings
+from loopline.integration.destinations import AddressRefused, WebhookDestinations
+from loopline.integration.egress import Resolver, system_resolver, webhook_client
 from loopline.integration.models import DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookSubscription
 
 log = logging.getLogger("loopline.webhooks")
@@ -114,10 +116,13 @@ def signature(secret: str, body: bytes, at: datetime) -> str:
     return f"t={timestamp},v1={digest}"
 
 
-def new_client(settings: Settings) -> httpx.AsyncClient:
-    # Redirects are not followed: a receiver that moved is registered again under its new URL.
-    return httpx.AsyncClient(
-        timeout=settings.webhook_timeout_s, headers={"User-Agent": USER_AGENT}, follow_redirects=False
+def new_client(settings: Settings, resolver: Resolver = system_resolver) -> httpx.AsyncClient:
+    """The client deliveries are sent with; it reaches only the addresses the destination rules allow."""
+    return webhook_client(
+        WebhookDestinations.from_setting(settings.webhook_allowed_hosts),
+        timeout_s=settings.webhook_timeout_s,
+        user_agent=USER_AGENT,
+        resolver=resolver,
     )
 
 
@@ -241,8 +246,12 @@ async def _post(
         # Streamed and closed unread: only the status matters, and a receiver's body could be any size.
         async with client.stream("POST", work.url, content=body, headers=headers) as response:
             status_code = response.status_code
+    except AddressRefused as exc:
+        error = f"{type(exc).__name__} {exc}"
+    # Only the kind of failure: a message can quote what the other end sent (an HTTP parser
+    # quotes a line it cannot read), and what a receiver answers stays with the receiver.
     except httpx.HTTPError as exc:
-        error = f"{type(exc).__name__} {exc}".strip()[:500]
+        error = type(exc).__name__
     return _Outcome(delivery_id, at, status_code, error, round((time.perf_counter() - started) * 1000))
 
 

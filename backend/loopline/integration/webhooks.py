@@ -14,16 +14,16 @@ import secrets
 from datetime import datetime, timedelta
 from typing import Any
 
-import httpx
 from pydantic import BaseModel
 from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from loopline.core.errors import AppError, NotFound
+from loopline.core.errors import NotFound
 from loopline.core.events import DomainEvent
 from loopline.core.pagination import decode_cursor, encode_cursor
 from loopline.core.runtime import Runtime
+from loopline.integration.destinations import WebhookDestinations
 from loopline.integration.dispatcher import wanted_by
 from loopline.integration.models import DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookSubscription
 
@@ -65,16 +65,9 @@ class WebhookSummary(BaseModel):
     outbox_depth: int
 
 
-def checked_url(url: str) -> str:
-    try:
-        parsed = httpx.URL(url)
-        usable = parsed.scheme in {"http", "https"} and bool(parsed.host)
-    # Reading `host` decodes punycode, and the idna codec's errors (ValueErrors) come through for "xn--…" hosts.
-    except (httpx.InvalidURL, ValueError):
-        usable = False
-    if not usable:
-        raise AppError("invalid_url", "A webhook URL is an absolute http:// or https:// URL.", details={"url": url})
-    return url
+def checked_url(runtime: Runtime, url: str) -> str:
+    """`url` if webhooks may be sent there (see destinations.py); a 400 with the reason otherwise."""
+    return WebhookDestinations.from_setting(runtime.settings.webhook_allowed_hosts).checked_url(url)
 
 
 def _shown(subscription: WebhookSubscription) -> dict[str, Any]:
@@ -91,7 +84,7 @@ async def create_subscription(
     uow = runtime.unit_of_work(actor=actor, command="admin.webhook.create")
     async with uow as session:
         subscription = WebhookSubscription(
-            url=checked_url(url),
+            url=checked_url(runtime, url),
             description=description,
             event_types=event_types,
             active=active,
@@ -113,7 +106,7 @@ async def update_subscription(
         if subscription is None:
             raise NotFound(ENTITY, subscription_id)
         if "url" in changes:
-            checked_url(changes["url"])
+            checked_url(runtime, changes["url"])
         before = _shown(subscription)
         if changes.get("active") and not subscription.active:
             subscription.cursor = await _newest_event_id(session)

@@ -19,6 +19,7 @@ from loopline.core.db import table_of
 from loopline.core.errors import AppError, NotFound
 from loopline.core.ids import new_id
 from loopline.core.prepared import Prepared
+from loopline.core.ratelimit import Quota
 from loopline.core.runtime import Runtime
 from loopline.core.session_end import EndedSessions
 from loopline.core.settings import Settings
@@ -113,35 +114,32 @@ async def _issue_session_tokens(runtime: Runtime, session: AsyncSession, user: U
     return TokenPair(access_token=access, refresh_token=refresh, expires_in=runtime.settings.access_token_ttl_s)
 
 
-def _check_login_rate(runtime: Runtime, username: str, address: str) -> None:
-    waits = [
-        wait
-        for wait in (
-            runtime.login_by_user.retry_after(f"user:{username}"),
-            runtime.login_by_address.retry_after(f"addr:{address}"),
-        )
-        if wait is not None
-    ]
-    if waits:
+async def _count_login_attempt(runtime: Runtime, username: str, address: str) -> None:
+    settings = runtime.settings
+    wait = await runtime.login_attempts.attempt(
+        [
+            Quota(f"user:{username}", settings.login_attempts_per_user),
+            Quota(f"addr:{address}", settings.login_attempts_per_address),
+        ]
+    )
+    if wait is not None:
         raise AppError(
             "rate_limited",
             "Too many sign-in attempts; wait and try again.",
             status_code=429,
-            details={"retry_after_s": max(waits)},
-            headers={"Retry-After": str(max(waits))},
+            details={"retry_after_s": wait},
+            headers={"Retry-After": str(wait)},
         )
 
 
 async def login(runtime: Runtime, *, username: str, password: str, address: str) -> TokenPair:
     username = username.strip().lower()
-    _check_login_rate(runtime, username, address)
-    runtime.login_by_user.hit(f"user:{username}")
-    runtime.login_by_address.hit(f"addr:{address}")
+    await _count_login_attempt(runtime, username, address)
     async with runtime.db.read_session() as session:
         user = (await session.scalars(select(User).where(col(User.username) == username))).one_or_none()
     if not verify_password(user.password_hash if user else None, password) or user is None or not user.is_active:
         raise NotAuthenticated("invalid_credentials", "Unknown username or wrong password.")
-    runtime.login_by_user.reset(f"user:{username}")
+    await runtime.login_attempts.forget(f"user:{username}")
     family_id = new_id()
     uow = runtime.unit_of_work(actor=user.id, command="auth.login")
     async with uow as session:
