@@ -22,6 +22,9 @@ class SyncController(Controller):
         "/push",
         operation_id="sync_push",
         status_code=200,
+        # A larger body is answered 413 unread, even if it holds one mutation: what the server
+        # reads must be bounded. No client queues a mutation that alone exceeds the limit
+        # (the engine's enqueue refuses it), so a 413 only ever asks for a smaller batch.
         request_max_body_size=MAX_PUSH_BYTES,
         # Only the envelope may refuse a push whole; each mutation's args are judged alone.
         request_class=PushRequestBody,

@@ -23,7 +23,6 @@ from litestar.exceptions import SerializationException
 
 from loopline.syncing.registry import MutationRejected
 from loopline_sync import MAX_ARGS_DEPTH
-from loopline_sync.protocol import nests_deeper_than
 
 # U+0000 and UTF-16 surrogate halves: PostgreSQL text refuses the first, UTF-8 the second.
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
@@ -59,34 +58,44 @@ def args_problem(args: Any) -> MutationRejected | None:
     """Why these args can never be applied as sent, or None if handlers may judge them."""
     if not isinstance(args, dict):
         return MutationRejected("validation_error", "A mutation's args are a JSON object.", {"loc": []})
-    if nests_deeper_than(args, MAX_ARGS_DEPTH):
-        return MutationRejected(
-            "too_deep", f"The args nest deeper than {MAX_ARGS_DEPTH} levels.", {"max_depth": MAX_ARGS_DEPTH}
-        )
-    pending: list[tuple[Any, Loc]] = [(args, [])]
-    while pending:
-        value, loc = pending.pop()
-        if isinstance(value, dict | list):
-            items = value.items() if isinstance(value, dict) else enumerate(value)
-            for key, item in items:
-                if isinstance(key, str) and _UNSTORABLE.search(key):
-                    return _invalid_character([*loc, ascii(key)])
-                pending.append((item, [*loc, key]))
-        elif isinstance(value, str):
-            if _UNSTORABLE.search(value):
-                return _invalid_character(loc)
-        elif isinstance(value, bool):
-            continue
-        elif isinstance(value, int) and not _SMALLEST_INT <= value <= _LARGEST_INT:
-            return MutationRejected("invalid_value", "A number is beyond the 64-bit integer range.", {"loc": loc})
-        elif isinstance(value, float) and not math.isfinite(value):
-            return MutationRejected("invalid_value", "A number is not finite.", {"loc": loc})
+    fault = _fault(args, 1)
+    if fault is None:
+        return None
+    code, inside_out = fault
+    loc = inside_out[::-1]
+    if code == "too_deep":
+        message = f"The args nest deeper than {MAX_ARGS_DEPTH} levels."
+        return MutationRejected(code, message, {"loc": loc, "max_depth": MAX_ARGS_DEPTH})
+    if code == "invalid_character":
+        message = "The args contain a NUL character or a lone surrogate, which cannot be stored."
+        return MutationRejected(code, message, {"loc": loc})
+    return MutationRejected(code, "A number is beyond the 64-bit integer range or not finite.", {"loc": loc})
+
+
+def _fault(value: Any, depth: int) -> tuple[str, Loc] | None:
+    """The first fault in a JSON value: its code and its location, innermost key first.
+
+    Depth counts as `loopline_sync.protocol.nests_deeper_than` does (the args object is
+    level 1), so the recursion is bounded. Locations are built only for a fault: every
+    push's every mutation passes through here.
+    """
+    if isinstance(value, str):
+        return ("invalid_character", []) if _UNSTORABLE.search(value) else None
+    if isinstance(value, dict | list):
+        if depth > MAX_ARGS_DEPTH:
+            return "too_deep", []
+        for key, item in value.items() if isinstance(value, dict) else enumerate(value):
+            if isinstance(key, str) and _UNSTORABLE.search(key):
+                return "invalid_character", [ascii(key)]
+            fault = _fault(item, depth + 1)
+            if fault is not None:
+                fault[1].append(key)
+                return fault
+        return None
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int) and not _SMALLEST_INT <= value <= _LARGEST_INT:
+        return "invalid_value", []
+    if isinstance(value, float) and not math.isfinite(value):
+        return "invalid_value", []
     return None
-
-
-def _invalid_character(loc: Loc) -> MutationRejected:
-    return MutationRejected(
-        "invalid_character",
-        "The args contain a NUL character or a lone surrogate, which cannot be stored.",
-        {"loc": loc},
-    )
