@@ -13,9 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import ValidationError
 
-from loopline_sync import MAX_PUSH_BYTES
+from loopline_sync import MAX_ARGS_DEPTH, MAX_PUSH_BYTES
 from loopline_sync.auth import Auth
 from loopline_sync.backoff import Backoff
 from loopline_sync.engine import SyncEngine
@@ -28,6 +27,7 @@ from loopline_sync.errors import (
     RetriesExhausted,
     SyncStatus,
     UnexpectedResponse,
+    UnsendableMutation,
 )
 from loopline_sync.store import LocalStore
 from tests.test_sync_client_doubles import (
@@ -201,13 +201,55 @@ async def test_413_at_batch_size_one_backs_off_and_retries(store: LocalStore) ->
     assert len(rig.sleeps.delays) == 1
 
 
-async def test_enqueue_refuses_what_could_never_be_pushed(store: LocalStore) -> None:
+def nested(levels: int) -> Any:
+    value: Any = 0
+    for _ in range(levels):
+        value = [value]
+    return value
+
+
+def cycle() -> dict[str, Any]:
+    looped: dict[str, Any] = {}
+    looped["self"] = looped
+    return looped
+
+
+# What the server would refuse as a whole push: queued, it would stop the outbox for ever.
+UNSENDABLE: dict[str, tuple[Any, Any, str | None]] = {
+    "one mutation beyond the push limit": ("message.post", {"body": "x" * MAX_PUSH_BYTES}, None),
+    "an empty name": ("", {}, None),
+    "a name that is no string": (7, {}, None),
+    "a name with a NUL": ("message\x00post", {}, None),
+    "a mutation id with a NUL": ("message.post", {}, "id\x00"),
+    "args that are no dict": ("message.post", ["body"], None),
+    "a value that is no JSON": ("message.post", {"mentions": {"lena"}}, None),
+    "a key that is no JSON": ("message.post", {("a", "b"): 1}, None),
+    "a lone surrogate (no UTF-8)": ("message.post", {"body": "\ud800"}, None),
+    "a NaN": ("message.post", {"value": float("nan")}, None),
+    "a nesting past the limit": ("message.post", {"deep": nested(MAX_ARGS_DEPTH)}, None),
+    "a cycle": ("message.post", cycle(), None),
+}
+
+
+@pytest.mark.parametrize("mutation", UNSENDABLE.values(), ids=UNSENDABLE.keys())
+async def test_enqueue_refuses_what_could_never_be_pushed(
+    store: LocalStore, mutation: tuple[Any, Any, str | None]
+) -> None:
+    name, args, mutation_id = mutation
     rig = Rig(store)
-    with pytest.raises(ValueError, match="push limit"):
-        await rig.engine.enqueue("message.post", {"body": "x" * MAX_PUSH_BYTES})
-    with pytest.raises(ValidationError):
-        await rig.engine.enqueue("", {})
+    with pytest.raises(UnsendableMutation):
+        await rig.engine.enqueue(name, args, id=mutation_id)
     assert store.outbox_size() == 0
+    assert store.next_mid == 1
+
+
+async def test_enqueue_queues_content_the_server_rejects_per_mutation(store: LocalStore) -> None:
+    """A NUL in a body, a huge number, the deepest allowed nesting: the server judges them one by one."""
+    rig = Rig(store)
+    await rig.engine.enqueue(
+        "message.post", {"body": "a\x00b", "mentions": [2**80], "deep": nested(MAX_ARGS_DEPTH - 1)}
+    )
+    assert store.outbox_size() == 1
 
 
 async def test_401_renews_the_token_and_resends_the_same_batch(store: LocalStore) -> None:

@@ -88,13 +88,13 @@ async def open_threads(runtime: Runtime, principal: Principal, count: int) -> li
         )
         for n in range(1, count + 1)
     ]
-    await push(runtime, principal, PushRequest(client_id="bench-setup", schema_version=1, mutations=reports))
+    await push(runtime, principal, PushRequest(client_id=str(uuid.uuid4()), schema_version=1, mutations=reports))
     async with runtime.db.read_session() as session:
         return list(await session.scalars(select(Thread.id)))
 
 
 async def push_service(runtime: Runtime, principal: Principal, threads: list[str], count: int) -> float:
-    client_id = f"bench-{uuid.uuid4()}"
+    client_id = str(uuid.uuid4())
     started = time.perf_counter()
     for first in range(1, count + 1, BATCH):
         batch = [message(mid, threads) for mid in range(first, min(first + BATCH, count + 1))]
@@ -110,7 +110,7 @@ async def push_http(settings: Settings, threads: list[str], count: int) -> float
             await client.post("/api/v1/auth/login", json={"username": "wang.lei", "password": DEMO_PASSWORD})
         ).json()
         headers = {"Authorization": f"Bearer {tokens['access_token']}"}
-        client_id = f"bench-{uuid.uuid4()}"
+        client_id = str(uuid.uuid4())
         started = time.perf_counter()
         for first in range(1, count + 1, BATCH):
             batch = [
@@ -126,7 +126,7 @@ async def push_http(settings: Settings, threads: list[str], count: int) -> float
 
 
 async def initial_sync(runtime: Runtime, principal: Principal) -> tuple[float, int]:
-    client_id = f"bench-{uuid.uuid4()}"
+    client_id = str(uuid.uuid4())
     cursor, changes, elapsed = None, 0, 0.0
     while True:
         started = time.perf_counter()

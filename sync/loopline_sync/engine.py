@@ -28,11 +28,12 @@ import random
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, ParamSpec, TypeVar
 
 from pydantic import ValidationError
 
-from loopline_sync import MAX_MUTATIONS_PER_PUSH, MAX_PULL_LIMIT, MAX_PUSH_BYTES, SCHEMA_VERSION
+from loopline_sync import MAX_ARGS_DEPTH, MAX_MUTATIONS_PER_PUSH, MAX_PULL_LIMIT, MAX_PUSH_BYTES, SCHEMA_VERSION
 from loopline_sync.auth import Auth
 from loopline_sync.backoff import Attempts, Backoff, parse_retry_after
 from loopline_sync.errors import (
@@ -46,9 +47,17 @@ from loopline_sync.errors import (
     SyncStopped,
     TransientError,
     UnexpectedResponse,
+    UnsendableMutation,
 )
 from loopline_sync.ids import Clock, iso_utc, new_id, utc_now
-from loopline_sync.protocol import Mutation, MutationResult, PullResponse, PushResponse, ResultStatus
+from loopline_sync.protocol import (
+    Mutation,
+    MutationResult,
+    PullResponse,
+    PushResponse,
+    ResultStatus,
+    nests_deeper_than,
+)
 from loopline_sync.store import LocalStore, OutboxEntry
 from loopline_sync.transport import Transport, TransportResponse
 
@@ -140,14 +149,42 @@ class SyncEngine:
         mutation_id = id or new_id()
         moment = self._clock()
         client_ts = iso_utc(moment)
-        # Validate the shape now: a malformed entry would sit at the head of the queue forever.
-        Mutation(mid=1, id=mutation_id, name=name, args=args, client_ts=moment)
-        wire = {"mid": 2**53, "id": mutation_id, "name": name, "args": args, "client_ts": client_ts}
-        if len(encode_json(wire)) + len(self._envelope()) > MAX_PUSH_BYTES:
-            raise ValueError(f"mutation {name} exceeds the {MAX_PUSH_BYTES}-byte push limit; send photos as blobs")
+        self._check_sendable(name, args, mutation_id, moment)
         return await self._io(
             self.store.enqueue, name, args, mutation_id=mutation_id, client_ts=client_ts, user_id=self.auth.user_id
         )
+
+    def _check_sendable(self, name: str, args: dict[str, Any], mutation_id: str, moment: datetime) -> None:
+        """Raise `UnsendableMutation` for what the server would refuse as a whole push.
+
+        Such an entry would sit at the head of the queue for ever and stop everything
+        queued behind it: a malformed envelope (a name that is not text, an id with a NUL),
+        args that are no JSON object or do not encode (a lone surrogate is no UTF-8, a
+        set is no JSON), args deeper than `MAX_ARGS_DEPTH`, or one mutation that alone
+        exceeds the push size limit (the server answers 413 without reading it).
+        """
+        try:
+            Mutation(mid=1, id=mutation_id, name=name, args=args, client_ts=moment)
+        except ValidationError as exc:
+            problem = exc.errors(include_url=False)[0]
+            raise UnsendableMutation(
+                f"mutation {name!r} is malformed: {'.'.join(map(str, problem['loc']))}: {problem['msg']}",
+                code="malformed_mutation",
+            ) from None
+        if not isinstance(args, dict):
+            raise UnsendableMutation(f"the args of {name!r} must be a dict (a JSON object)", code="args_not_object")
+        if nests_deeper_than(args, MAX_ARGS_DEPTH):
+            raise UnsendableMutation(f"the args of {name!r} nest deeper than {MAX_ARGS_DEPTH} levels", code="too_deep")
+        wire = {"mid": 2**53, "id": mutation_id, "name": name, "args": args, "client_ts": iso_utc(moment)}
+        try:
+            size = len(encode_json(wire))
+        except (TypeError, ValueError, RecursionError) as exc:
+            raise UnsendableMutation(f"the args of {name!r} are not JSON: {exc}", code="args_not_json") from None
+        if size + len(self._envelope()) > MAX_PUSH_BYTES:
+            raise UnsendableMutation(
+                f"mutation {name!r} exceeds the {MAX_PUSH_BYTES}-byte push limit; send photos as blobs",
+                code="too_large",
+            )
 
     async def push(self, *, max_attempts: int | None = None) -> None:
         """Push the outbox oldest-first until it is empty.

@@ -69,6 +69,18 @@ class TransientError(SyncError):
         self.retry_after = retry_after
 
 
+class UnsendableMutation(SyncError, ValueError):
+    """`enqueue` refused a mutation the server would refuse as a whole push.
+
+    The outbox resends its oldest entry unchanged until the server acknowledges it, so an
+    entry that can never be sent would stop every entry behind it, for ever: such a
+    mutation never enters the queue. (Content the server can read but not apply, such as
+    a NUL in a message body, is queued: the server rejects that mutation alone.)
+    """
+
+    code = "unsendable_mutation"
+
+
 class SyncStopped(SyncError):
     """Syncing cannot continue without outside help; the outbox is left untouched."""
 

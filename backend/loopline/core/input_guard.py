@@ -18,7 +18,11 @@ arguments). It refuses:
 
 Routes whose body is bytes rather than JSON (photo chunks) say so with
 `opt={BINARY_BODY: True}`: reading their bodies here would take them out of the
-handler's hands (its own size limit and its error answers).
+handler's hands (its own size limit and its error answers). Routes whose body holds items
+that are refused one by one (a sync push: a NUL in one mutation is that mutation's
+rejection, not the whole outbox's) say so with `opt={CHECKS_ITEMS_ITSELF: True}`: their
+bodies get every check here but the one for NUL characters, and screen their items
+themselves.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from litestar import Request
 from loopline.core.errors import AppError
 
 BINARY_BODY = "binary_body"
+CHECKS_ITEMS_ITSELF = "checks_items_itself"
 # Loopline's own documents nest a handful of levels; this leaves room without letting
 # the decoder's recursion anywhere near Python's limit.
 MAX_JSON_DEPTH = 64
@@ -68,7 +73,7 @@ def _refuse_nul() -> AppError:
     return AppError("invalid_character", "The request contains a NUL character, which cannot be stored.")
 
 
-def _check_json_body(request: Request[Any, Any, Any], body: bytes) -> None:
+def _check_json_body(request: Request[Any, Any, Any], body: bytes, *, refuse_nul: bool) -> None:
     media_type, _ = request.content_type
     if not is_json_media_type(media_type):
         raise AppError(
@@ -84,7 +89,7 @@ def _check_json_body(request: Request[Any, Any, Any], body: bytes) -> None:
             details={"max_depth": MAX_JSON_DEPTH},
         )
     # The substring test first: the regex is slow on every body, and most never contain it.
-    if b"\x00" in body or (b"\\u0000" in body and _JSON_NUL.search(body)):
+    if refuse_nul and (b"\x00" in body or (b"\\u0000" in body and _JSON_NUL.search(body))):
         raise _refuse_nul()
 
 
@@ -92,7 +97,8 @@ async def guard_request_input(request: Request[Any, Any, Any]) -> None:
     raw_path = request.scope.get("raw_path") or request.scope["path"].encode()
     if b"\x00" in unquote_to_bytes(raw_path) or b"\x00" in unquote_to_bytes(request.scope.get("query_string", b"")):
         raise _refuse_nul()
-    if request.method in METHODS_WITH_BODY and not request.route_handler.opt.get(BINARY_BODY):
+    opt = request.route_handler.opt
+    if request.method in METHODS_WITH_BODY and not opt.get(BINARY_BODY):
         body = await request.body()
         if body:
-            _check_json_body(request, body)
+            _check_json_body(request, body, refuse_nul=not opt.get(CHECKS_ITEMS_ITSELF))

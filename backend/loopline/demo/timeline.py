@@ -98,7 +98,7 @@ class Device:
     """One user's device: their principal, a client id of its own and the next mutation id."""
 
     principal: Principal
-    client_id: str = field(default_factory=lambda: f"demo-{uuid.uuid4()}")
+    client_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     mids: Iterator[int] = field(default_factory=lambda: count(1))
 
 

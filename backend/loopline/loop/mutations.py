@@ -48,7 +48,9 @@ async def open_case_mutation(ctx: MutationContext, raw: dict[str, Any]) -> int:
     account = await readable(ctx, Account, args.account_id or _own_account(ctx))
     existing = await ctx.session.get(Case, args.id)
     if existing is not None:
-        check_same_content(existing, {"account_id": account.id, "title": args.title, "description": args.description})
+        await check_same_content(
+            ctx, existing, {"account_id": account.id, "title": args.title, "description": args.description}
+        )
         return existing.version
     if args.category_code is not None and (
         await ctx.session.scalar(select(ComplaintCategory.id).where(ComplaintCategory.code == args.category_code))

@@ -13,6 +13,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from loopline_sync import SCHEMA_VERSION
+from loopline_sync.protocol import ClientId, is_client_id
 
 # Application close codes (4000-4999). The client reconnects after 4008 and 1001. 4401: the
 # session ended (logout, refresh-token reuse, deactivation, a password change or reset, erasure), so
@@ -32,7 +33,7 @@ class _Frame(BaseModel):
 
 class Hello(_Frame):
     type: Literal["hello"]
-    client_id: str = Field(min_length=1, max_length=64)
+    client_id: ClientId
     cursor: str | None = Field(default=None, max_length=1000)
     schema_version: int = Field(default=SCHEMA_VERSION, ge=0, le=1000)
 
@@ -63,14 +64,21 @@ _client_frame: TypeAdapter[ClientFrame] = TypeAdapter(ClientFrame)
 
 
 class BadFrame(ValueError):
-    pass
+    def __init__(self, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        # A stable code of its own when the fault has one (else the caller's generic one).
+        self.code = code
 
 
 def parse_client_frame(text: str | bytes) -> ClientFrame:
     try:
-        return _client_frame.validate_json(text)
+        frame = _client_frame.validate_json(text)
     except ValidationError as exc:
         raise BadFrame(exc.errors(include_url=False, include_context=False)[0]["msg"]) from exc
+    if isinstance(frame, Hello) and not is_client_id(frame.client_id):
+        # The same rule, and the same code, as the client id of a push or a pull.
+        raise BadFrame("client_id must be a UUID (8-4-4-4-12 hexadecimal digits).", "invalid_client_id")
+    return frame
 
 
 def changes_frame(changes: list[bytes], cursor: str) -> bytes:

@@ -162,16 +162,18 @@ async def _hello(socket: WebSocket) -> Hello | None:
         with contextlib.suppress(Exception):
             await socket.close(code=CLOSE_NO_HELLO, reason="hello expected")
         return None
+    code = "hello_expected"
     try:
         frame = parse_client_frame(text)
     except BadFrame as exc:
         frame = None
         message = str(exc)
+        code = exc.code or code
     else:
         message = "the first frame must be hello"
     if not isinstance(frame, Hello):
         with contextlib.suppress(Exception):
-            await socket.send_text(error_frame("hello_expected", message))
+            await socket.send_text(error_frame(code, message))
             await socket.close(code=CLOSE_PROTOCOL_ERROR, reason="hello expected")
         return None
     return frame

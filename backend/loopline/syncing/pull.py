@@ -24,9 +24,10 @@ from loopline.core.access import Principal
 from loopline.core.changelog import ChangeLog
 from loopline.core.errors import AppError
 from loopline.core.runtime import Runtime
+from loopline.syncing.envelope import check_client_id, check_schema_version
 from loopline.syncing.meta import EPOCH, compaction_horizon, read_meta, server_epoch
 from loopline.syncing.models import SyncClient
-from loopline.syncing.push import bind_client, check_schema_version
+from loopline.syncing.push import bind_client
 from loopline.syncing.scopes import in_scopes, readable_scopes
 from loopline_sync import SCHEMA_VERSION
 from loopline_sync.cursor import Cursor, InvalidCursor, scope_hash
@@ -190,6 +191,7 @@ async def bind_and_record_scopes(
 
 
 async def pull(runtime: Runtime, principal: Principal, request: PullRequest) -> PullResponse:
+    check_client_id(request.client_id)
     check_schema_version(request.schema_version, oldest=SCHEMA_VERSION)
     try:
         cursor = Cursor.decode(request.cursor) if request.cursor else None

@@ -5,7 +5,9 @@ group commit, each request in its own savepoint: see core/group_commit.py). For 
 mutation in order: an already applied mid answers `duplicate` with the stored outcome; a
 gap fails the whole request (409) with nothing applied; anything else is applied in a
 savepoint, or `rejected` with a code when it can never succeed — and a rejection still
-advances `last_mid`, so one poison mutation never blocks the queue. A transient database
+advances `last_mid`, so one poison mutation never blocks the queue. Args no handler could
+take (a NUL, a number beyond 64 bits: see syncing/push_input.py) are rejected before any
+handler runs; only a malformed envelope refuses the whole request. A transient database
 failure rolls everything back and answers 503, leaving `last_mid` where it was.
 """
 
@@ -36,12 +38,14 @@ from loopline.loop.mutations import mutations as loop_mutations
 from loopline.media.mutations import mutations as media_mutations
 from loopline.quality.improvement import mutations as improvement_mutations
 from loopline.quality.mutations import mutations as quality_mutations
+from loopline.syncing.envelope import check_client_id, check_schema_version
 from loopline.syncing.meta import STORED_EPOCH, server_epoch
 from loopline.syncing.models import AppliedMutation, SyncClient
+from loopline.syncing.push_input import args_problem
 from loopline.syncing.registry import BatchHandler, Handler, MutationContext, MutationRejected
 from loopline.syncing.upcast import upcast
 from loopline.threads.mutations import mutations as thread_mutations
-from loopline_sync import MAX_MUTATIONS_PER_PUSH, OLDEST_PUSH_SCHEMA_VERSION, SCHEMA_VERSION
+from loopline_sync import MAX_MUTATIONS_PER_PUSH, OLDEST_PUSH_SCHEMA_VERSION
 from loopline_sync.protocol import ErrorBody, Mutation, MutationResult, PushRequest, PushResponse, ResultStatus
 
 log = logging.getLogger("loopline.sync")
@@ -65,22 +69,6 @@ def unavailable() -> AppError:
         status_code=503,
         headers={"Retry-After": str(RETRY_AFTER_S)},
     )
-
-
-def check_schema_version(version: int, *, oldest: int) -> None:
-    if version < oldest:
-        raise AppError(
-            "client_too_old",
-            "This app is too old for the server; update it.",
-            status_code=426,
-            details={"oldest_schema_version": oldest, "schema_version": SCHEMA_VERSION},
-        )
-    if version > SCHEMA_VERSION:
-        raise AppError(
-            "schema_version_unsupported",
-            "The server does not know this schema version yet.",
-            details={"schema_version": SCHEMA_VERSION},
-        )
 
 
 def _check_owner(owner_id: str, principal: Principal) -> None:
@@ -177,13 +165,19 @@ async def _apply_one(ctx: MutationContext, mutation: Mutation) -> MutationResult
     return _result(mutation, ResultStatus.REJECTED, error=error)
 
 
-async def _apply_run(ctx: MutationContext, run: list[Mutation]) -> list[MutationResult]:
+# The rejections of mutations whose args no handler may see, by the mutation object's id().
+Unfit = dict[int, MutationRejected]
+
+
+async def _apply_run(ctx: MutationContext, run: list[Mutation], unfit: Unfit) -> list[MutationResult]:
     """Apply consecutive mutations of one name: set-based when the name has a batch handler.
 
     A batch handler decides every rejection before it writes, so its run needs no savepoint:
     should it raise instead, the whole push is undone and applied again `careful`ly, one
     mutation at a time, each in its own savepoint, where the culprit alone is rejected.
     """
+    if id(run[0]) in unfit:
+        return [_rejected(mutation, unfit[id(mutation)]) for mutation in run]
     handler = MUTATIONS.get(run[0].name)
     if ctx.careful or not isinstance(handler, BatchHandler):
         return [await _apply_one(ctx, mutation) for mutation in run]
@@ -196,9 +190,9 @@ async def _apply_run(ctx: MutationContext, run: list[Mutation]) -> list[Mutation
     ]
 
 
-def _runs(mutations: list[Mutation]) -> Iterator[list[Mutation]]:
-    """Maximal runs of consecutive mutations with the same name."""
-    for _, run in groupby(mutations, key=lambda mutation: mutation.name):
+def _runs(mutations: list[Mutation], unfit: Unfit) -> Iterator[list[Mutation]]:
+    """Maximal runs of consecutive mutations with the same name and the same fitness."""
+    for _, run in groupby(mutations, key=lambda mutation: (mutation.name, id(mutation) in unfit)):
         yield list(run)
 
 
@@ -215,6 +209,7 @@ async def _stored_outcomes(
 
 async def push(runtime: Runtime, principal: Principal, request: PushRequest) -> PushResponse:
     """Apply a push; it shares its transaction with the pushes that wait beside it (a group commit)."""
+    check_client_id(request.client_id)
     check_schema_version(request.schema_version, oldest=OLDEST_PUSH_SCHEMA_VERSION)
     if len(request.mutations) > MAX_MUTATIONS_PER_PUSH:
         raise AppError(
@@ -224,11 +219,13 @@ async def push(runtime: Runtime, principal: Principal, request: PushRequest) -> 
             details={"max": MAX_MUTATIONS_PER_PUSH},
         )
     mutations = [upcast(m, request.schema_version) for m in request.mutations]
+    # Screened before the transaction: pure CPU, kept out of the writer's turn.
+    unfit = {id(m): problem for m in mutations if (problem := args_problem(m.args)) is not None}
 
     def applying(*, careful: bool) -> Job[PushResponse]:
         async def apply(uow: UnitOfWork, session: AsyncSession) -> PushResponse:
             now = runtime.clock.now()
-            return await _apply_push(uow, session, principal, request.client_id, mutations, now, careful=careful)
+            return await _apply_push(uow, session, principal, request.client_id, mutations, unfit, now, careful=careful)
 
         return apply
 
@@ -254,6 +251,7 @@ async def _apply_push(
     principal: Principal,
     client_id: str,
     mutations: list[Mutation],
+    unfit: Unfit,
     now: datetime,
     *,
     careful: bool,
@@ -263,7 +261,7 @@ async def _apply_push(
     new_mids = {mutation.mid for mutation in new}
     stored = await _stored_outcomes(uow, session, client_id, [m.mid for m in mutations if m.mid not in new_mids])
     ctx = MutationContext(session, uow, principal, client_id, now, careful=careful)
-    applied = [result for run in _runs(new) for result in await _apply_run(ctx, run)]
+    applied = [result for run in _runs(new, unfit) for result in await _apply_run(ctx, run, unfit)]
     if applied:
         stage_rows(session, table_of(AppliedMutation), _applied_rows(client_id, new, applied, now))
         last_mid = new[-1].mid

@@ -123,14 +123,30 @@ def require(condition: bool, code: str = "forbidden", message: str = "Your role 
         raise MutationRejected(code, message)
 
 
-def check_same_content(existing: ScopedEntity, compare: dict[str, Any]) -> None:
-    """A create whose id exists is a no-op when the content is the same, else `id_conflict`."""
+async def check_same_content(ctx: MutationContext, existing: ScopedEntity, compare: dict[str, Any]) -> None:
+    """A create whose id exists is a no-op when the content is the same, else `id_conflict`.
+
+    Only a user who may read the existing record learns how it differs (see `id_taken`).
+    """
+    if existing.id not in await readable_ids(ctx, type(existing), [existing.id]):
+        raise id_taken()
     rejection = content_conflict(existing.id, existing.public_data(), compare)
     if rejection is not None:
         raise rejection
 
 
+def id_taken() -> MutationRejected:
+    """The answer to a create whose id belongs to a record this user cannot read.
+
+    Ids are made by clients, so such a clash is a bug or a probe: it is told that the id is
+    taken and nothing else — not which fields differ, not even whether the content matches,
+    whatever it sent — so it cannot read a record field by field through the rejections.
+    """
+    return MutationRejected("id_conflict", "This id is already in use.")
+
+
 def content_conflict(entity_id: str, stored: dict[str, Any], compare: dict[str, Any]) -> MutationRejected | None:
+    """For a user who may read the stored record: None if the create is the same, else which fields differ."""
     differing = sorted(name for name, value in compare.items() if stored.get(name) != value)
     if not differing:
         return None
@@ -143,7 +159,7 @@ async def create_once(ctx: MutationContext, entity: E, compare: dict[str, Any]) 
     """Insert `entity` unless its id exists (see `check_same_content`); returns the row and whether it is new."""
     existing = await ctx.session.get(type(entity), entity.id)
     if existing is not None:
-        check_same_content(existing, compare)
+        await check_same_content(ctx, existing, compare)
         return existing, False
     ctx.session.add(entity)
     await ctx.session.flush()

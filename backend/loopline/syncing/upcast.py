@@ -33,6 +33,7 @@ FROM_SCHEMA_0: dict[str, Upcaster] = {
 
 
 def upcast(mutation: Mutation, schema_version: int) -> Mutation:
-    if schema_version == 0 and mutation.name in FROM_SCHEMA_0:
+    # Args that are not an object are rejected as they came (syncing/push_input.py).
+    if schema_version == 0 and mutation.name in FROM_SCHEMA_0 and isinstance(mutation.args, dict):
         return mutation.model_copy(update={"args": FROM_SCHEMA_0[mutation.name](mutation.args)})
     return mutation

@@ -18,6 +18,7 @@ from loopline.syncing.registry import (
     MutationRejected,
     Outcome,
     content_conflict,
+    id_taken,
     not_found,
     parse_args,
     readable,
@@ -66,10 +67,17 @@ async def post_messages(ctx: MutationContext, raws: list[dict[str, Any]]) -> lis
     threads = await readable_ids(ctx, Thread, (args.thread_id for args in valid))
     # What each id holds once the earlier messages of this run are in: a resend compares, never re-posts.
     # Optimistically, ids are taken to be new: the insert of a used one fails, and the careful pass compares.
-    content: dict[str, tuple[dict[str, Any], int]] = {}
+    # A used id of a message this user cannot read holds None: its content is not theirs to compare.
+    content: dict[str, tuple[dict[str, Any] | None, int]] = {}
     if ctx.careful:
-        stored = await ctx.session.scalars(select(Message).where(col(Message.id).in_({args.id for args in valid})))
-        content = {message.id: (message.public_data(), message.version) for message in stored}
+        stored = list(
+            await ctx.session.scalars(select(Message).where(col(Message.id).in_({args.id for args in valid})))
+        )
+        visible = await readable_ids(ctx, Message, (message.id for message in stored))
+        content = {
+            message.id: (message.public_data() if message.id in visible else None, message.version)
+            for message in stored
+        }
     mentionable = await mentionable_users(
         ctx.session, ctx.principal, (name for args in valid for name in _mentions(args))
     )
@@ -139,7 +147,7 @@ def _check_post(
     ctx: MutationContext,
     args: MessagePostArgs,
     thread_readable: bool,
-    content: dict[str, tuple[dict[str, Any], int]],
+    content: dict[str, tuple[dict[str, Any] | None, int]],
 ) -> Outcome:
     """None when the message is to be posted; else the version of the same message, or the rejection."""
     if not thread_readable:
@@ -148,6 +156,8 @@ def _check_post(
         return MutationRejected("forbidden", "Customers post customer-visible messages only.")
     if args.id in content:
         stored, version = content[args.id]
+        if stored is None:
+            return id_taken()
         return content_conflict(args.id, stored, _post_content(ctx, args)) or version
     return None
 
