@@ -20,9 +20,10 @@ Routes whose body is bytes rather than JSON (photo chunks) say so with
 `opt={BINARY_BODY: True}`: reading their bodies here would take them out of the
 handler's hands (its own size limit and its error answers). Routes whose body holds items
 that are refused one by one (a sync push: a NUL in one mutation is that mutation's
-rejection, not the whole outbox's) say so with `opt={CHECKS_ITEMS_ITSELF: True}`: their
-bodies get every check here but the one for NUL characters, and screen their items
-themselves.
+rejection, not the whole outbox's) say so with `opt={CHECKS_ITEMS_ITSELF: True}`: here
+their bodies are checked for their media type only; nesting and NUL characters are
+screened item by item by the route (a device could otherwise queue an item that blocks
+its outbox for ever).
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ def _refuse_nul() -> AppError:
     return AppError("invalid_character", "The request contains a NUL character, which cannot be stored.")
 
 
-def _check_json_body(request: Request[Any, Any, Any], body: bytes, *, refuse_nul: bool) -> None:
+def _check_json_body(request: Request[Any, Any, Any], body: bytes, *, items_checked_by_route: bool) -> None:
     media_type, _ = request.content_type
     if not is_json_media_type(media_type):
         raise AppError(
@@ -82,6 +83,8 @@ def _check_json_body(request: Request[Any, Any, Any], body: bytes, *, refuse_nul
             status_code=415,
             details={"content_type": media_type},
         )
+    if items_checked_by_route:
+        return
     if json_depth(body) > MAX_JSON_DEPTH:
         raise AppError(
             "json_too_deep",
@@ -89,7 +92,7 @@ def _check_json_body(request: Request[Any, Any, Any], body: bytes, *, refuse_nul
             details={"max_depth": MAX_JSON_DEPTH},
         )
     # The substring test first: the regex is slow on every body, and most never contain it.
-    if refuse_nul and (b"\x00" in body or (b"\\u0000" in body and _JSON_NUL.search(body))):
+    if b"\x00" in body or (b"\\u0000" in body and _JSON_NUL.search(body)):
         raise _refuse_nul()
 
 
@@ -101,4 +104,4 @@ async def guard_request_input(request: Request[Any, Any, Any]) -> None:
     if request.method in METHODS_WITH_BODY and not opt.get(BINARY_BODY):
         body = await request.body()
         if body:
-            _check_json_body(request, body, refuse_nul=not opt.get(CHECKS_ITEMS_ITSELF))
+            _check_json_body(request, body, items_checked_by_route=bool(opt.get(CHECKS_ITEMS_ITSELF)))
