@@ -6,6 +6,7 @@ fresh database is then created beside that one and dropped afterwards.
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,8 @@ from tests.support import DEMO_PASSWORD, GENEROUS_LIMITS, FreshDatabase, demo_wo
 
 Headers = dict[str, str]
 Login = Callable[[str], Awaitable[Headers]]
+# A cached access token is replaced this long before it expires.
+TOKEN_MARGIN_S = 60
 
 
 @pytest.fixture(scope="session")
@@ -61,14 +64,19 @@ async def sign_in(client: AsyncTestClient[Any], username: str, password: str = D
 
 @pytest.fixture(scope="session")
 def login(client: AsyncTestClient[Any]) -> Login:
-    """`await login("wang.lei")` → bearer headers (one session per user per test run)."""
-    cache: dict[str, Headers] = {}
+    """`await login("wang.lei")` → bearer headers (one session per user while its token lives).
+
+    A slow run can outlast an access token's lifetime, so a token near its end is replaced.
+    """
+    cache: dict[str, tuple[Headers, float]] = {}
 
     async def headers_for(username: str) -> Headers:
-        if username not in cache:
+        headers, renew_at = cache.get(username, ({}, 0.0))
+        if time.monotonic() >= renew_at:
             tokens = await sign_in(client, username)
-            cache[username] = {"Authorization": f"Bearer {tokens['access_token']}"}
-        return cache[username]
+            headers = {"Authorization": f"Bearer {tokens['access_token']}"}
+            cache[username] = (headers, time.monotonic() + tokens["expires_in"] - TOKEN_MARGIN_S)
+        return headers
 
     return headers_for
 
