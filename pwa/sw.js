@@ -57,6 +57,17 @@ self.addEventListener('fetch', (event) => {
   // Everything else, `/api/` above all, goes to the network as if there were no worker.
 });
 
+// Background Sync (Chromium only) wakes the pages, whose sync client drains the outbox; the
+// outbox and the engine live with the page, not here.
+self.addEventListener('sync', (event) => {
+  if (event.tag !== 'loopline-outbox') return;
+  event.waitUntil(
+    self.clients.matchAll({ type: 'window' }).then((pages) => {
+      for (const page of pages) page.postMessage({ type: 'loopline-drain' });
+    }),
+  );
+});
+
 async function fromCache(key, request) {
   const cache = await caches.open(CACHE);
   return (await cache.match(key)) ?? fetch(request);

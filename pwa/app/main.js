@@ -1,6 +1,17 @@
-// Entry point of the web app.
-import { h, render } from 'preact';
-import htm from 'htm';
+// Entry point: register the service worker, read the stored session, show the right screen.
+import { render } from 'preact';
+import { html } from './html.js';
+import { t } from './i18n/index.js';
+import { ready, user, restoreSession } from './state/session.js';
+import { registerServiceWorker } from './state/update.js';
+import { AppShell } from './views/app.js';
+import { SignIn } from './views/sign-in.js';
 
-const html = htm.bind(h);
-render(html`<main><h1>Loopline</h1></main>`, document.getElementById('app'));
+function Root() {
+  if (!ready.value) return html`<p class="loading">${t('app.loading')}</p>`;
+  return user.value ? html`<${AppShell} />` : html`<${SignIn} />`;
+}
+
+render(html`<${Root} />`, document.getElementById('app'));
+registerServiceWorker();
+restoreSession();
