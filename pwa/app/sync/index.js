@@ -1,0 +1,466 @@
+/**
+ * The PWA's sync engine: `createSyncClient()` is the only thing views import.
+ *
+ * It knows no view. Views write through `enqueue`/`addPhoto` (instant, offline), read
+ * through `get`/`all`, and listen for `status`, `changes`, `rejected`, `typing`,
+ * `presence` and `session` events. Everything else — pushing, pulling, photo uploads, the
+ * live tail, tokens, which tab does the work — happens here.
+ */
+import { Attempts } from './backoff.js';
+import { openDeviceDb, openUserDb, readMeta } from './db.js';
+import { Auth } from './auth.js';
+import { SyncEngine } from './engine.js';
+import { SyncError, SyncStopped } from './errors.js';
+import { Closed, Exchange } from './exchange.js';
+import { TabChannel, holdLeadership } from './leader.js';
+import { LiveTail } from './live.js';
+import * as outbox from './outbox.js';
+import { PhotoUploader, pendingPhotoCount, photoBlob, preparePhoto, queuePhoto } from './photos.js';
+import { allRecords, getRecord, resetReadModel } from './readmodel.js';
+import { createTransport } from './transport.js';
+
+export { newId } from './outbox.js';
+
+// A quiet device still drains its queue and catches up, even if no event ever fires.
+const DRAIN_INTERVAL_MS = 60_000;
+const BACKGROUND_SYNC_TAG = 'loopline-outbox';
+
+/** `fn` run one at a time; a call while it runs asks for exactly one more run afterwards. */
+function coalescing(fn) {
+  let running = null;
+  let again = false;
+  const run = async () => {
+    do {
+      again = false;
+      await fn();
+    } while (again);
+  };
+  return () => {
+    if (running) {
+      again = true;
+      return running;
+    }
+    running = run().finally(() => {
+      running = null;
+    });
+    return running;
+  };
+}
+
+export function createSyncClient({ baseUrl = '' } = {}) {
+  return new SyncClient(baseUrl);
+}
+
+class SyncClient extends EventTarget {
+  #baseUrl;
+  #send;
+  #auth = null;
+  #authReady = null;
+  #started = false;
+  // The signed-in user's part: their database, client id, channel and leadership.
+  #user = null;
+  // The leader's machinery, null in follower tabs.
+  #leading = null;
+  #status = {
+    online: navigator.onLine,
+    outboxCount: 0,
+    oldestUnsentAt: null,
+    lastSyncedAt: null,
+    syncing: false,
+    rejected: [],
+    photosPending: 0,
+    lastError: null,
+    retryAt: null,
+    stopped: null,
+    sessionEnded: false,
+    leader: false,
+  };
+
+  constructor(baseUrl) {
+    super();
+    this.#baseUrl = baseUrl;
+    this.#send = createTransport(baseUrl);
+  }
+
+  // -- session ---------------------------------------------------------------------
+
+  #authorities() {
+    this.#authReady ??= openDeviceDb().then((deviceDb) => {
+      this.#auth = new Auth(this.#send, deviceDb, (error) => this.#sessionEnded(error));
+      return this.#auth;
+    });
+    return this.#authReady;
+  }
+
+  async signIn(username, password) {
+    const auth = await this.#authorities();
+    const session = await auth.signIn(username, password);
+    this.#report({ sessionEnded: false, stopped: null, lastError: null, online: true });
+    if (this.#started) await this.#activate(session);
+    this.#user?.channel.post({ type: 'session' });
+    this.#emit('session', { user: session.user });
+    return { user: session.user };
+  }
+
+  /** `{user}` of the session this device holds, or null (a Promise: it is read from IndexedDB). */
+  async getSession() {
+    const auth = await this.#authorities();
+    const session = auth.session ?? (await auth.load());
+    return session ? { user: session.user } : null;
+  }
+
+  /**
+   * Signing out with unsent changes needs `{force: true}`. Either way the unsent changes,
+   * queued photos and rejected entries stay on this device, under this user: they are sent
+   * when the same user signs in here again. The read model is cleared (a shared tablet must
+   * not show one user's customers to the next); it comes back with the next sign-in's pull.
+   */
+  async signOut({ force = false } = {}) {
+    const auth = await this.#authorities();
+    if (this.#user) {
+      const { db } = this.#user;
+      const unsent = (await db.count('outbox')) + (await pendingPhotoCount(db));
+      if (unsent && !force) {
+        throw new SyncError('unsent_changes', `${unsent} change(s) are not sent yet.`, { unsent });
+      }
+    }
+    await auth.logout();
+    await auth.forget();
+    const user = this.#user;
+    user?.channel.post({ type: 'session' });
+    await this.#deactivate();
+    if (user) {
+      await resetReadModel(user.db);
+      user.db.close();
+    }
+    this.#emit('session', null);
+  }
+
+  #sessionEnded(error) {
+    this.#report({ sessionEnded: true, stopped: { code: error.code, message: error.message } });
+    this.#user?.channel.post({ type: 'session' });
+    // Leave the machinery from outside the failing call's own stack.
+    queueMicrotask(() => this.#deactivate().then(() => this.#emit('session', null)));
+  }
+
+  // -- lifecycle -------------------------------------------------------------------
+
+  /** Start syncing (if signed in) and keep at it: in this tab, or by following the leading tab. */
+  async start() {
+    if (this.#started) return;
+    this.#started = true;
+    navigator.storage?.persist?.().catch(() => {});
+    addEventListener('online', () => this.#nudge(true));
+    addEventListener('offline', () => this.#report({ online: false }));
+    document.addEventListener('visibilitychange', () => {
+      if (document.visibilityState === 'visible') this.#nudge(true);
+      this.#live?.presence(document.visibilityState === 'visible' ? 'active' : 'idle');
+    });
+    navigator.serviceWorker?.addEventListener('message', (event) => {
+      if (event.data?.type === 'loopline-drain') this.#nudge(true);
+    });
+    const session = await (await this.#authorities()).load();
+    if (session) await this.#activate(session);
+  }
+
+  async #activate(session) {
+    if (this.#user?.userId === session.userId) return;
+    await this.#deactivate();
+    const db = await openUserDb(session.userId);
+    const clientId = await readMeta(db, 'client_id');
+    const channel = new TabChannel(`loopline-sync-${session.userId}`, (message) => this.#onTabMessage(message));
+    this.#user = { userId: session.userId, db, clientId, channel };
+    this.#user.resign = holdLeadership(`loopline-sync-${session.userId}`, () => this.#lead());
+    await this.#refreshStatus();
+  }
+
+  async #deactivate() {
+    const user = this.#user;
+    if (!user) return;
+    this.#user = null;
+    user.resign();
+    user.channel.close();
+    this.#report({ syncing: false, leader: false, retryAt: null });
+  }
+
+  /** This tab now leads: build the queues and start draining. Returns how to stop. */
+  async #lead() {
+    const user = this.#user;
+    if (!user) return async () => {};
+    const report = (patch) => this.#report(patch);
+    const exchange = new Exchange({ auth: this.#auth, send: this.#send, report });
+    const photoExchange = new Exchange({ auth: this.#auth, send: this.#send, report });
+    const engine = new SyncEngine({
+      db: user.db,
+      clientId: user.clientId,
+      exchange,
+      hooks: {
+        report,
+        changed: (detail) => this.#changed(detail),
+        acknowledged: (results) => this.#acknowledged(results),
+      },
+    });
+    const uploader = new PhotoUploader({ db: user.db, exchange: photoExchange, onSettled: () => this.#refreshStatus() });
+    const live = new LiveTail({
+      db: user.db,
+      clientId: user.clientId,
+      auth: this.#auth,
+      send: this.#send,
+      baseUrl: this.#baseUrl,
+      hooks: {
+        changed: (detail) => this.#changed(detail),
+        signal: (frame) => this.#signal(frame),
+        resetRequired: () => this.#leading?.drain(),
+        sessionEnded: (error) => {
+          this.#auth.forget().then(() => this.#sessionEnded(error));
+        },
+      },
+    });
+    const leading = {
+      exchange,
+      photoExchange,
+      live,
+      drain: coalescing(() => this.#guard(() => engine.sync(), 'syncing')),
+      upload: coalescing(() => this.#guard(() => uploader.uploadAll(), null)),
+      timer: setInterval(() => this.#nudge(false), DRAIN_INTERVAL_MS),
+    };
+    this.#leading = leading;
+    this.#report({ leader: true });
+    leading.drain().then(() => live.start());
+    leading.upload();
+    return async () => {
+      clearInterval(leading.timer);
+      exchange.close();
+      photoExchange.close();
+      live.stop();
+      if (this.#leading === leading) this.#leading = null;
+    };
+  }
+
+  get #live() {
+    return this.#leading?.live ?? null;
+  }
+
+  /** Runs one queue pass; stops are shown in the status, the closing of a queue is no error. */
+  async #guard(work, flag) {
+    if (this.#status.stopped) return;
+    if (flag) this.#report({ [flag]: true });
+    try {
+      await work();
+      this.#report({ lastError: null });
+    } catch (error) {
+      if (error instanceof Closed) return;
+      if (error instanceof SyncStopped) this.#report({ stopped: { code: error.code, message: error.message } });
+      // Anything else (IndexedDB full, a bug) must not end the queue: the next nudge retries it.
+      else this.#report({ lastError: { code: error.code ?? error.name, message: error.message } });
+    } finally {
+      if (flag) this.#report({ [flag]: false });
+      await this.#refreshStatus();
+    }
+  }
+
+  /** Something worth syncing for happened; `urgent` (online, visible) also cuts backoff waits short. */
+  #nudge(urgent) {
+    if (!this.#user) return;
+    if (urgent) this.#report({ online: navigator.onLine });
+    const leading = this.#leading;
+    if (!leading) return;
+    if (urgent) {
+      leading.exchange.wake();
+      leading.photoExchange.wake();
+      leading.live.reconnectNow();
+    }
+    leading.drain();
+    leading.upload();
+  }
+
+  #onTabMessage(message) {
+    switch (message.type) {
+      case 'outbox':
+        this.#leading?.drain();
+        this.#refreshStatus();
+        break;
+      case 'photos':
+        this.#leading?.upload();
+        this.#refreshStatus();
+        break;
+      case 'changes':
+        this.#emit('changes', message.detail);
+        break;
+      case 'status':
+        this.#applyStatus(message.patch);
+        break;
+      case 'signal':
+        this.#emit(message.frame.type, message.frame);
+        break;
+      case 'frame':
+        this.#live?.send(message.frame);
+        break;
+      case 'rejected':
+        this.#refreshStatus().then(() => this.#emit('rejected', message.detail));
+        break;
+      case 'session':
+        this.#authorities()
+          .then((auth) => auth.load())
+          .then((session) => (session ? this.#activate(session) : this.#deactivate()))
+          .then(() => this.#emit('session', this.#auth.session ? { user: this.#auth.session.user } : null));
+        break;
+    }
+  }
+
+  // -- writes ----------------------------------------------------------------------
+
+  #requireUser() {
+    if (!this.#user) throw new SyncError('signed_out', 'Sign in first.');
+    return this.#user;
+  }
+
+  /** Queue a mutation (works offline). Resolves with `{id, mid}` once it is on disk. */
+  async enqueue(name, args) {
+    const { db, clientId, channel } = this.#requireUser();
+    const entry = await outbox.enqueue(db, clientId, name, args);
+    channel.post({ type: 'outbox' });
+    this.#leading?.drain();
+    this.#registerBackgroundSync();
+    await this.#refreshStatus();
+    return { id: entry.id, mid: entry.mid };
+  }
+
+  /** Downscale, strip metadata, hash and queue a photo (works offline); reference `sha256` from mutations. */
+  async addPhoto(fileOrBlob) {
+    const { db, channel } = this.#requireUser();
+    const photo = await preparePhoto(fileOrBlob);
+    await queuePhoto(db, photo);
+    channel.post({ type: 'photos' });
+    this.#leading?.upload();
+    this.#registerBackgroundSync();
+    await this.#refreshStatus();
+    return { sha256: photo.sha256 };
+  }
+
+  /**
+   * A URL for an `<img>` (a Promise: the server wants a bearer token, which `<img>` cannot
+   * send). A photo still queued on this device is shown from there, offline too. Revoke
+   * the URL with `URL.revokeObjectURL` when the image is gone.
+   */
+  async photoUrl(sha256, size = 'display') {
+    const { db } = this.#requireUser();
+    const local = await photoBlob(db, sha256);
+    if (local) return URL.createObjectURL(local);
+    const attempts = new Attempts();
+    const exchange = new Exchange({ auth: this.#auth, send: this.#send, report: () => {} });
+    const path = `/api/v1/blobs/${encodeURIComponent(sha256)}?size=${encodeURIComponent(size)}`;
+    const reply = await exchange.call(attempts, 'GET', path, { as: 'blob' });
+    if (reply?.status !== 200) throw new SyncError('photo_unavailable', `The photo could not be loaded (${reply?.status ?? 'offline'}).`);
+    return URL.createObjectURL(reply.body);
+  }
+
+  #registerBackgroundSync() {
+    // Background Sync exists only in Chromium; elsewhere start, online, visibility and the timer do it.
+    navigator.serviceWorker?.ready
+      .then((registration) => registration.sync?.register(BACKGROUND_SYNC_TAG))
+      .catch(() => {});
+  }
+
+  async discardRejected(id) {
+    const { db, channel } = this.#requireUser();
+    await outbox.discardRejected(db, id);
+    channel.post({ type: 'rejected', detail: { discarded: id } });
+    await this.#refreshStatus();
+  }
+
+  // -- reads -----------------------------------------------------------------------
+
+  async get(entity, id) {
+    return getRecord(this.#requireUser().db, entity, id);
+  }
+
+  async all(entity) {
+    return allRecords(this.#requireUser().db, entity);
+  }
+
+  /** The queued (unsent) mutations, oldest first: what a view shows as "not sent yet". */
+  async queued() {
+    return outbox.queued(this.#requireUser().db);
+  }
+
+  get status() {
+    return structuredClone(this.#status);
+  }
+
+  // -- live signals ----------------------------------------------------------------
+
+  /** Typing is ephemeral: throttled, and dropped (never queued) while offline. */
+  sendTyping(threadId, state) {
+    this.#sendFrame({ type: 'typing', thread_id: threadId, state });
+  }
+
+  /** Which thread is on screen (null: none), so the server does not notify about it. */
+  setViewing(threadId) {
+    this.#sendFrame({ type: 'viewing', thread_id: threadId ?? null });
+  }
+
+  #sendFrame(frame) {
+    if (this.#live) this.#live.send(frame);
+    else this.#user?.channel.post({ type: 'frame', frame });
+  }
+
+  #signal(frame) {
+    this.#emit(frame.type, frame);
+    this.#user?.channel.post({ type: 'signal', frame });
+  }
+
+  // -- status and events -------------------------------------------------------------
+
+  #changed(detail) {
+    this.#emit('changes', detail);
+    this.#user?.channel.post({ type: 'changes', detail });
+  }
+
+  async #acknowledged(results) {
+    const rejected = results.filter((r) => r.status === 'rejected' || r.original_status === 'rejected');
+    await this.#refreshStatus();
+    if (!rejected.length) return;
+    const detail = { mids: rejected.map((r) => r.mid) };
+    this.#emit('rejected', detail);
+    this.#user?.channel.post({ type: 'rejected', detail });
+  }
+
+  /** Leader-side status fields; followers receive them over the channel. */
+  #report(patch) {
+    if (this.#applyStatus(patch)) this.#user?.channel.post({ type: 'status', patch });
+  }
+
+  #applyStatus(patch) {
+    const changed = Object.entries(patch).some(([key, value]) => JSON.stringify(this.#status[key]) !== JSON.stringify(value));
+    if (!changed) return false;
+    Object.assign(this.#status, patch);
+    this.#emit('status', this.status);
+    return true;
+  }
+
+  /** The fields every tab reads from IndexedDB itself: the outbox is the truth for "unsent". */
+  async #refreshStatus() {
+    const user = this.#user;
+    if (!user) return;
+    const { db } = user;
+    const [summary, rejected, photosPending, lastSyncedAt] = await Promise.all([
+      outbox.outboxSummary(db),
+      outbox.rejectedEntries(db),
+      pendingPhotoCount(db),
+      readMeta(db, 'last_synced_at'),
+    ]);
+    if (this.#user !== user) return;
+    this.#applyStatus({
+      outboxCount: summary.count,
+      oldestUnsentAt: summary.oldestQueuedAt,
+      lastSyncedAt: lastSyncedAt ?? null,
+      rejected,
+      photosPending,
+    });
+  }
+
+  #emit(type, detail) {
+    this.dispatchEvent(new CustomEvent(type, { detail }));
+  }
+}
