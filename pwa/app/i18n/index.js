@@ -36,6 +36,8 @@ effect(() => {
   document.documentElement.lang = locale.value;
 });
 
+export const hasString = (key) => key in en;
+
 export function t(key, values = {}) {
   const tag = locale.value;
   let message = TABLES[tag][key] ?? en[key];

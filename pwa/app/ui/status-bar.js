@@ -34,7 +34,8 @@ export function StatusBar() {
       <${Chip} tone=${unsent.value ? 'warn' : 'ok'} role="status" aria-label=${t('status.unsent.label')}>
         ${unsentText(status)}
       <//>
-      ${rejected > 0 && html`<${Chip} tone="danger">${t('status.rejected', { count: rejected })}<//>`}
+      ${rejected > 0 && html`<a class="chip chip--danger chip--link" href="#/outbox">${t('status.rejected', { count: rejected })}</a>`}
+      ${(unsent.value > 0 || rejected > 0) && html`<a class="statusbar__link" href="#/outbox">${t('status.review')}</a>`}
       <${Chip} tone="plain">${syncedText(status)}<//>
     </div>
   `;

@@ -9,12 +9,13 @@ import { StatusBar } from '../ui/status-bar.js';
 import { UpdateBanner } from '../ui/update-banner.js';
 import { LanguageSelect } from '../ui/language-select.js';
 import { SignOutButton } from './sign-out.js';
-import { ComingScreen } from './coming.js';
+import { Screen } from './screens.js';
 
 export function AppShell() {
   const { display_name: name, role } = user.value;
   const screens = screensFor(role);
-  const current = screens.includes(route.value) ? route.value : screens[0];
+  // The outbox is every role's, reached from the status bar rather than the navigation.
+  const current = [...screens, 'outbox'].includes(route.value) ? route.value : screens[0];
   // An unknown or another role's screen in the address leads to this role's home.
   useEffect(() => {
     if (current !== route.value) redirect(current);
@@ -38,7 +39,7 @@ export function AppShell() {
         <${UpdateBanner} />
       </header>
       <main class="shell__main" id="main">
-        <${ComingScreen} name=${current} />
+        <${Screen} name=${current} />
       </main>
     </div>
   `;
