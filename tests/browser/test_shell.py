@@ -78,3 +78,19 @@ def test_swagger_is_also_at_its_own_path(new_context: NewContext, server: str) -
     page: Any = new_context(server, device="desktop").new_page()
     page.goto("/schema/swagger")
     expect(page.locator(".swagger-ui .info .title")).to_contain_text("Loopline API")
+
+
+def test_the_barcode_polyfill_loads_its_reader_from_this_build(app: WebApp, server: str) -> None:
+    requested: list[str] = []
+    app.page.on("request", lambda request: requested.append(request.url))
+    found = app.page.evaluate(
+        """async () => {
+            const { BarcodeDetector } = await import('barcode-detector');
+            const canvas = new OffscreenCanvas(64, 64);
+            canvas.getContext('2d').fillRect(0, 0, 64, 64);
+            return new BarcodeDetector({ formats: ['qr_code'] }).detect(await createImageBitmap(canvas));
+        }"""
+    )
+    assert found == []
+    assert f"{server}/app/{app.build_id}/vendor/zxing-wasm/zxing_reader.wasm" in requested
+    assert [url for url in requested if not url.startswith(server)] == []
