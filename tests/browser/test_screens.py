@@ -8,7 +8,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.browser.conftest import NewContext
-from tests.browser.web import DEVICES, WebApp
+from tests.browser.web import DEVICES, WebApp, accessibility_violations
 
 PERSONAS = {"inspector": "wang.lei", "rep": "lucia.martin", "supervisor": "qa.manager"}
 LANGUAGES = ["en", "zh-CN"]
@@ -25,6 +25,7 @@ SMALL_TARGETS = f"""() => [...document.querySelectorAll('button, a[href], input,
 def check_layout(app: WebApp) -> None:
     assert app.page.evaluate("document.scrollingElement.scrollWidth <= innerWidth"), "the page scrolls sideways"
     assert app.page.evaluate(SMALL_TARGETS) == []
+    assert accessibility_violations(app.page) == []
 
 
 @pytest.mark.parametrize("lang", LANGUAGES)
@@ -68,4 +69,5 @@ def test_unsent_changes_and_the_sign_out_question(new_context: NewContext, serve
     app.shoot("inspector", "offline-unsent", device, "en")
     app.page.get_by_role("button", name="Sign out").click()
     expect(app.page.get_by_role("dialog")).to_be_visible()
+    assert accessibility_violations(app.page) == []
     app.shoot("inspector", "signout-dialog", device, "en")

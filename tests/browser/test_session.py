@@ -22,6 +22,7 @@ def test_an_inspector_signs_in_sees_their_screens_and_signs_out(app: WebApp) -> 
     expect(app.page.get_by_role("heading", name="Batches")).to_be_visible()
     expect(app.unsent_status()).to_have_text("All changes sent")
     expect(app.page.get_by_text("Online", exact=True)).to_be_visible()
+    expect(app.page.get_by_text("Synced just now")).to_be_visible()
 
     app.page.get_by_role("button", name="Sign out").click()
     expect(app.page.get_by_role("heading", name="Sign in to Loopline")).to_be_visible()

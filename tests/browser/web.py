@@ -68,3 +68,13 @@ class WebApp:
         self.page.evaluate("document.fonts.ready")
         self.page.screenshot(path=str(path))
         return path
+
+
+AXE = ROOT / "pwa" / "vendor" / "axe-core" / "axe.min.js"
+
+
+def accessibility_violations(page: Any) -> list[str]:
+    """axe-core's WCAG A/AA findings on the page as it is now, one line each."""
+    page.add_script_tag(path=str(AXE))
+    results = page.evaluate("axe.run(document, { runOnly: ['wcag2a', 'wcag2aa', 'best-practice'] })")
+    return [f"{v['id']}: {v['help']} ({len(v['nodes'])}x)" for v in results["violations"]]
