@@ -40,6 +40,7 @@ export function AppShell() {
       </header>
       <main class="shell__main" id="main">
         <${Screen} name=${current} />
+        <footer class="shell__footer"><${LanguageSelect} id="footer-language" /></footer>
       </main>
     </div>
   `;
