@@ -47,12 +47,14 @@ function coalescing(fn) {
   };
 }
 
-export function createSyncClient({ baseUrl = '' } = {}) {
-  return new SyncClient(baseUrl);
+/** `pullLimit`: changes per pull page (at most 500); smaller pages suit very slow links, and tests. */
+export function createSyncClient({ baseUrl = '', pullLimit = 500 } = {}) {
+  return new SyncClient(baseUrl, pullLimit);
 }
 
 class SyncClient extends EventTarget {
   #baseUrl;
+  #pullLimit;
   #send;
   #auth = null;
   #authReady = null;
@@ -76,9 +78,10 @@ class SyncClient extends EventTarget {
     leader: false,
   };
 
-  constructor(baseUrl) {
+  constructor(baseUrl, pullLimit) {
     super();
     this.#baseUrl = baseUrl;
+    this.#pullLimit = pullLimit;
     this.#send = createTransport(baseUrl);
   }
 
@@ -194,6 +197,7 @@ class SyncClient extends EventTarget {
       db: user.db,
       clientId: user.clientId,
       exchange,
+      pullLimit: this.#pullLimit,
       hooks: {
         report,
         changed: (detail) => this.#changed(detail),
