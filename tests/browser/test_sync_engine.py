@@ -83,6 +83,16 @@ class Server:
         with self._signed_in(username) as http:
             return str(http.head(f"/api/v1/blobs/{sha256}").headers["blob-state"])
 
+    def push(self, username: str, name: str, args: dict[str, Any]) -> str:
+        """One mutation by `username` from a device of their own, straight through the API; its entity id."""
+        entity_id = str(uuid.uuid4())
+        mutation = {"mid": 1, "id": str(uuid.uuid4()), "name": name, "args": {"id": entity_id, **args}}
+        with self._signed_in(username) as http:
+            body = {"client_id": str(uuid.uuid4()), "schema_version": 1, "mutations": [mutation]}
+            [result] = http.post("/api/v1/sync/push", json=body).json()["results"]
+        assert result["status"] == "applied", result
+        return entity_id
+
     def fresh_pull(self, username: str) -> ReadModel:
         """What a brand-new device of `username` holds after its initial sync, through the API."""
         with self._signed_in(username) as http:
@@ -102,6 +112,8 @@ class Server:
                     return state
 
 
+# Ask for `server` before `browser`: building the demo world runs an event loop of its own,
+# which cannot start once Playwright's sync API runs one in this thread.
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     with demo_world(tmp_path_factory.mktemp("pwa-sync")) as settings, running_server(settings) as base:
@@ -485,3 +497,108 @@ def test_a_photo_upload_cut_off_halfway_resumes_from_the_servers_offset_after_a_
     assert after_reload[0] == CHUNK  # from the server's offset, not from zero
     assert after_reload == [CHUNK * n for n in range(1, len(after_reload) + 1)]
     assert device.server.blob_state("wang.lei", photo["sha256"]) == "complete"
+
+
+# -- rejections, sign-out, live tail, tabs -----------------------------------------------
+
+
+def test_a_rejected_mutation_is_kept_with_the_servers_reason_and_never_blocks_the_queue(device: Device) -> None:
+    user_id, batch_id = signed_in_inspector(device)
+    before = device.enqueue("defect.report", defect(device, batch_id, "before the poison"))
+    poison = device.enqueue("defect.set_status", {"id": str(uuid.uuid4()), "from": "open", "to": "closed"})
+    after = device.enqueue("defect.report", defect(device, batch_id, "after the poison"))
+    device.settle()
+
+    assert device.server.applied(device.client_id(user_id)) == [
+        (1, before, "applied"),
+        (2, poison, "rejected"),
+        (3, after, "applied"),
+    ]
+    [kept] = device.status()["rejected"]
+    assert kept["id"] == poison
+    assert kept["name"] == "defect.set_status"
+    assert kept["error"]["code"]  # the server's reason, shown by the views
+    assert device.js("() => seen.rejected.length") == 1
+
+    device.js("id => sync.discardRejected(id)", poison)
+    assert device.status()["rejected"] == []
+    assert device.read_model(user_id) == device.server.fresh_pull("wang.lei")
+
+
+SIGN_OUT = "options => sync.signOut(options).then(() => null, (e) => ({ code: e.code, unsent: e.unsent }))"
+
+
+def test_signing_out_keeps_unsent_changes_for_the_same_user_and_out_of_the_next_users_way(device: Device) -> None:
+    user_id, batch_id = signed_in_inspector(device)
+    device.page.context.set_offline(True)
+    queued = [device.enqueue("defect.report", defect(device, batch_id, f"before sign-out {n}")) for n in range(2)]
+
+    assert device.js(SIGN_OUT, {}) == {"code": "unsent_changes", "unsent": 2}
+    assert device.js(SIGN_OUT, {"force": True}) is None
+    assert device.js("() => sync.getSession()") is None
+    assert len(device.idb(user_id, "outbox")) == 2
+    assert device.idb(user_id, "records") == []  # the next user of the tablet does not see this one's data
+
+    device.page.context.set_offline(False)
+    manager = device.sign_in("qa.manager")
+    device.settle()  # another user, another queue: wang.lei's stays as it was
+    assert len(device.idb(user_id, "outbox")) == 2
+    assert device.js(SIGN_OUT, {}) is None
+
+    device.sign_in("wang.lei")
+    device.settle()
+    assert_converged(device, "wang.lei", user_id, queued)
+    assert device.client_id(user_id) != device.client_id(manager["id"])
+
+
+def test_changes_from_others_arrive_through_the_live_tail_without_a_pull(device: Device) -> None:
+    user_id, batch_id = signed_in_inspector(device)
+    reported = defect(device, batch_id, "seen live")
+    device.enqueue("defect.report", reported)
+    device.settle()
+    thread = device.find("thread", f"t => t.subject_id === {json.dumps(reported['id'])}")
+    device.page.wait_for_function("() => sync.status.live", timeout=SETTLE_MS)
+
+    pulls: list[str] = []
+
+    def count(route: Route, request: Request) -> None:
+        pulls.append(request.url)
+        route.continue_()
+
+    device.page.route(PULL, count)
+    message_id = device.server.push(
+        "qa.manager", "message.post", {"thread_id": thread["id"], "body": "on my way", "visibility": "internal"}
+    )
+    device.page.wait_for_function(
+        "id => sync.get('message', id).then(Boolean)", arg=message_id, timeout=SETTLE_MS, polling=200
+    )
+    assert pulls == []
+    assert device.read_model(user_id) == device.server.fresh_pull("wang.lei")
+
+
+def test_one_tab_leads_the_others_follow_and_take_over_when_it_closes(server: Server, browser: Browser) -> None:
+    context = browser.new_context()
+    try:
+        first, second = Device(context.new_page(), server), Device(context.new_page(), server)
+        for tab in (first, second):
+            without_views(tab.page)
+            tab.open()
+        user = first.sign_in("wang.lei")
+        first.settle()
+        second.page.wait_for_function("() => sync.status.lastSyncedAt !== null", timeout=SETTLE_MS)
+        assert not second.status()["leader"]
+
+        batch = second.find("batch", f"b => b.lot_no === {json.dumps(LOT_018)}")
+        queued = [second.enqueue("defect.report", defect(second, batch["id"], "from the follower"))]
+        second.page.wait_for_function(
+            "id => sync.status.outboxCount === 0 && sync.get('defect', id).then(Boolean)",
+            arg=queued[0],
+            timeout=SETTLE_MS,
+        )
+        first.page.close()
+        second.page.wait_for_function("() => sync.status.leader", timeout=SETTLE_MS)
+        queued.append(second.enqueue("defect.report", defect(second, batch["id"], "after the leader left")))
+        second.settle()
+        assert_converged(second, "wang.lei", user["id"], queued)
+    finally:
+        context.close()
