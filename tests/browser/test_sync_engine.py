@@ -602,3 +602,19 @@ def test_one_tab_leads_the_others_follow_and_take_over_when_it_closes(server: Se
         assert_converged(second, "wang.lei", user["id"], queued)
     finally:
         context.close()
+
+
+def test_an_ended_session_stops_sync_keeps_writing_locally_and_resumes_after_signing_in(device: Device) -> None:
+    user_id, batch_id = signed_in_inspector(device)
+    device.page.route(PUSH, nth_calls({1}, protocol_error(401, "not_authenticated")))
+    device.page.route("**/api/v1/auth/refresh", nth_calls({1}, protocol_error(401, "session_ended")))
+    queued = [device.enqueue("defect.report", defect(device, batch_id, "before the session ended"))]
+    device.page.wait_for_function("() => sync.status.sessionEnded", timeout=SETTLE_MS)
+
+    assert device.js("() => sync.getSession()") is None
+    queued.append(device.enqueue("defect.report", defect(device, batch_id, "written while signed out")))
+    assert [entry["id"] for entry in device.idb(user_id, "outbox")] == queued
+
+    device.sign_in("wang.lei")
+    device.settle()
+    assert_converged(device, "wang.lei", user_id, queued)
