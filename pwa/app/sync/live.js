@@ -50,7 +50,8 @@ export class LiveTail {
 
   /** `hooks`: connected(bool), changed(detail), signal(frame), resetRequired() → Promise, sessionEnded(error). */
   constructor({ db, clientId, auth, send, baseUrl, hooks }) {
-    Object.assign(this, { db, clientId, auth, send, baseUrl, hooks });
+    // The transport is `request`: `send(frame)` below is the socket's.
+    Object.assign(this, { db, clientId, auth, request: send, baseUrl, hooks });
   }
 
   start() {
@@ -123,11 +124,11 @@ export class LiveTail {
 
   async #ticket() {
     let token = await this.auth.token();
-    let reply = await this.send('POST', TICKET_PATH, { token });
+    let reply = await this.request('POST', TICKET_PATH, { token });
     if (reply.status === 401) {
       await this.auth.renew(token);
       token = await this.auth.token();
-      reply = await this.send('POST', TICKET_PATH, { token });
+      reply = await this.request('POST', TICKET_PATH, { token });
     }
     const ticket = reply.status === 201 ? reply.json()?.ticket : undefined;
     if (typeof ticket !== 'string') throw new Error(`ticket answered ${reply.status}`);
