@@ -11,6 +11,7 @@
  * Tokens live in IndexedDB so a reload (or a tablet waking up) keeps syncing without a prompt.
  */
 import { parseRetryAfter } from './backoff.js';
+import { write } from './db.js';
 import { SyncError, SyncStopped } from './errors.js';
 
 const LOGIN_PATH = '/api/v1/auth/login';
@@ -166,7 +167,7 @@ export class Auth {
 
   async forget() {
     this.session = null;
-    await this.#deviceDb.delete('kv', SESSION_KEY);
+    await write(this.#deviceDb, ['kv'], (tx) => tx.objectStore('kv').delete(SESSION_KEY));
   }
 
   #require() {
@@ -175,8 +176,6 @@ export class Auth {
   }
 
   async #save(session) {
-    const tx = this.#deviceDb.transaction('kv', 'readwrite', { durability: 'strict' });
-    await tx.store.put(session, SESSION_KEY);
-    await tx.done;
+    await write(this.#deviceDb, ['kv'], (tx) => tx.objectStore('kv').put(session, SESSION_KEY));
   }
 }

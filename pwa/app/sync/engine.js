@@ -29,7 +29,7 @@ import { applyChanges, areChanges, describeChanges } from './readmodel.js';
 
 const PUSH_PATH = '/api/v1/sync/push';
 const PULL_PATH = '/api/v1/sync/pull';
-const PULL_LIMIT = 500;
+const MAX_PULL_LIMIT = 500;
 const BATCH_SIZE = 100;
 // A server that answers reset_required to a pull from cursor null, again and again, is broken.
 const MAX_RESETS_PER_PULL = 3;
@@ -60,8 +60,9 @@ export class SyncEngine {
    * `hooks`: `report(patch)` for status fields, `changed(detail)` after read-model writes,
    * `acknowledged(results)` after the outbox shrank on a push answer.
    */
-  constructor({ db, clientId, exchange, hooks }) {
+  constructor({ db, clientId, exchange, pullLimit, hooks }) {
     Object.assign(this, { db, clientId, exchange, hooks });
+    this.pullLimit = Math.max(1, Math.min(MAX_PULL_LIMIT, pullLimit));
   }
 
   /** Push, then pull: our own writes come back in the pull with the server's versions. */
@@ -145,7 +146,7 @@ export class SyncEngine {
     let rebuilding = false;
     for (;;) {
       this.exchange.checkOpen();
-      const payload = { client_id: this.clientId, schema_version: SCHEMA_VERSION, cursor, limit: PULL_LIMIT };
+      const payload = { client_id: this.clientId, schema_version: SCHEMA_VERSION, cursor, limit: this.pullLimit };
       const reply = await this.#request(PULL_PATH, payload, attempts);
       if (!reply) continue;
       if (reply.status !== 200) {

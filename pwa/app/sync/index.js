@@ -47,17 +47,21 @@ function coalescing(fn) {
   };
 }
 
-export function createSyncClient({ baseUrl = '' } = {}) {
-  return new SyncClient(baseUrl);
+/** `pullLimit`: changes per pull page (at most 500); smaller pages suit very slow links, and tests. */
+export function createSyncClient({ baseUrl = '', pullLimit = 500 } = {}) {
+  return new SyncClient(baseUrl, pullLimit);
 }
 
 class SyncClient extends EventTarget {
   #baseUrl;
+  #pullLimit;
   #send;
+  #channel;
   #auth = null;
   #authReady = null;
   #started = false;
-  // The signed-in user's part: their database, client id, channel and leadership.
+  // The signed-in user's part: their database and client id, and `resign` while this tab
+  // leads or waits to lead their sync (null once the session ended: reads and writes go on).
   #user = null;
   // The leader's machinery, null in follower tabs.
   #leading = null;
@@ -74,12 +78,15 @@ class SyncClient extends EventTarget {
     stopped: null,
     sessionEnded: false,
     leader: false,
+    live: false,
   };
 
-  constructor(baseUrl) {
+  constructor(baseUrl, pullLimit) {
     super();
     this.#baseUrl = baseUrl;
+    this.#pullLimit = pullLimit;
     this.#send = createTransport(baseUrl);
+    this.#channel = new TabChannel('loopline-sync', (message) => this.#onTabMessage(message));
   }
 
   // -- session ---------------------------------------------------------------------
@@ -97,7 +104,7 @@ class SyncClient extends EventTarget {
     const session = await auth.signIn(username, password);
     this.#report({ sessionEnded: false, stopped: null, lastError: null, online: true });
     if (this.#started) await this.#activate(session);
-    this.#user?.channel.post({ type: 'session' });
+    this.#post({ type: 'session' });
     this.#emit('session', { user: session.user });
     return { user: session.user };
   }
@@ -117,30 +124,31 @@ class SyncClient extends EventTarget {
    */
   async signOut({ force = false } = {}) {
     const auth = await this.#authorities();
-    if (this.#user) {
-      const { db } = this.#user;
-      const unsent = (await db.count('outbox')) + (await pendingPhotoCount(db));
+    const user = this.#user;
+    if (user) {
+      const unsent = (await user.db.count('outbox')) + (await pendingPhotoCount(user.db));
       if (unsent && !force) {
         throw new SyncError('unsent_changes', `${unsent} change(s) are not sent yet.`, { unsent });
       }
     }
     await auth.logout();
     await auth.forget();
-    const user = this.#user;
-    user?.channel.post({ type: 'session' });
+    this.#post({ type: 'session', signedOut: true });
+    this.#stopSyncing();
+    if (user) await resetReadModel(user.db);
     await this.#deactivate();
-    if (user) {
-      await resetReadModel(user.db);
-      user.db.close();
-    }
     this.#emit('session', null);
   }
 
+  /** The refresh token was refused or the server closed the socket as signed out. */
   #sessionEnded(error) {
     this.#report({ sessionEnded: true, stopped: { code: error.code, message: error.message } });
-    this.#user?.channel.post({ type: 'session' });
+    this.#post({ type: 'session' });
     // Leave the machinery from outside the failing call's own stack.
-    queueMicrotask(() => this.#deactivate().then(() => this.#emit('session', null)));
+    queueMicrotask(() => {
+      this.#stopSyncing();
+      this.#emit('session', null);
+    });
   }
 
   // -- lifecycle -------------------------------------------------------------------
@@ -153,8 +161,9 @@ class SyncClient extends EventTarget {
     addEventListener('online', () => this.#nudge(true));
     addEventListener('offline', () => this.#report({ online: false }));
     document.addEventListener('visibilitychange', () => {
-      if (document.visibilityState === 'visible') this.#nudge(true);
-      this.#live?.presence(document.visibilityState === 'visible' ? 'active' : 'idle');
+      const visible = document.visibilityState === 'visible';
+      if (visible) this.#nudge(true);
+      this.#sendFrame({ type: 'presence', state: visible ? 'active' : 'idle' });
     });
     navigator.serviceWorker?.addEventListener('message', (event) => {
       if (event.data?.type === 'loopline-drain') this.#nudge(true);
@@ -164,23 +173,29 @@ class SyncClient extends EventTarget {
   }
 
   async #activate(session) {
-    if (this.#user?.userId === session.userId) return;
-    await this.#deactivate();
-    const db = await openUserDb(session.userId);
-    const clientId = await readMeta(db, 'client_id');
-    const channel = new TabChannel(`loopline-sync-${session.userId}`, (message) => this.#onTabMessage(message));
-    this.#user = { userId: session.userId, db, clientId, channel };
-    this.#user.resign = holdLeadership(`loopline-sync-${session.userId}`, () => this.#lead());
+    if (this.#user?.userId !== session.userId) {
+      await this.#deactivate();
+      const db = await openUserDb(session.userId);
+      this.#user = { userId: session.userId, db, clientId: await readMeta(db, 'client_id'), resign: null };
+    }
+    const user = this.#user;
+    user.resign ??= holdLeadership(`loopline-sync-${user.userId}`, () => this.#lead());
     await this.#refreshStatus();
+  }
+
+  #stopSyncing() {
+    this.#user?.resign?.();
+    if (this.#user) this.#user.resign = null;
+    this.#report({ syncing: false, live: false, retryAt: null });
+    this.#applyStatus({ leader: false });
   }
 
   async #deactivate() {
     const user = this.#user;
     if (!user) return;
+    this.#stopSyncing();
     this.#user = null;
-    user.resign();
-    user.channel.close();
-    this.#report({ syncing: false, leader: false, retryAt: null });
+    user.db.close();
   }
 
   /** This tab now leads: build the queues and start draining. Returns how to stop. */
@@ -194,6 +209,7 @@ class SyncClient extends EventTarget {
       db: user.db,
       clientId: user.clientId,
       exchange,
+      pullLimit: this.#pullLimit,
       hooks: {
         report,
         changed: (detail) => this.#changed(detail),
@@ -208,12 +224,11 @@ class SyncClient extends EventTarget {
       send: this.#send,
       baseUrl: this.#baseUrl,
       hooks: {
+        connected: (live) => this.#report({ live }),
         changed: (detail) => this.#changed(detail),
         signal: (frame) => this.#signal(frame),
         resetRequired: () => this.#leading?.drain(),
-        sessionEnded: (error) => {
-          this.#auth.forget().then(() => this.#sessionEnded(error));
-        },
+        sessionEnded: (error) => this.#auth.forget().then(() => this.#sessionEnded(error)),
       },
     });
     const leading = {
@@ -225,7 +240,7 @@ class SyncClient extends EventTarget {
       timer: setInterval(() => this.#nudge(false), DRAIN_INTERVAL_MS),
     };
     this.#leading = leading;
-    this.#report({ leader: true });
+    this.#applyStatus({ leader: true }); // this tab's own: not broadcast
     leading.drain().then(() => live.start());
     leading.upload();
     return async () => {
@@ -235,10 +250,6 @@ class SyncClient extends EventTarget {
       live.stop();
       if (this.#leading === leading) this.#leading = null;
     };
-  }
-
-  get #live() {
-    return this.#leading?.live ?? null;
   }
 
   /** Runs one queue pass; stops are shown in the status, the closing of a queue is no error. */
@@ -261,7 +272,6 @@ class SyncClient extends EventTarget {
 
   /** Something worth syncing for happened; `urgent` (online, visible) also cuts backoff waits short. */
   #nudge(urgent) {
-    if (!this.#user) return;
     if (urgent) this.#report({ online: navigator.onLine });
     const leading = this.#leading;
     if (!leading) return;
@@ -274,7 +284,17 @@ class SyncClient extends EventTarget {
     leading.upload();
   }
 
+  /** Tabs of one device share one channel; messages about another user's data are not ours. */
+  #post(message) {
+    this.#channel.post({ ...message, userId: this.#user?.userId ?? null });
+  }
+
   #onTabMessage(message) {
+    if (message.type === 'session') {
+      this.#followSession(message.signedOut);
+      return;
+    }
+    if (!this.#user || message.userId !== this.#user.userId) return;
     switch (message.type) {
       case 'outbox':
         this.#leading?.drain();
@@ -288,24 +308,35 @@ class SyncClient extends EventTarget {
         this.#emit('changes', message.detail);
         break;
       case 'status':
+        // The leader's work shows in IndexedDB too (outbox, last sync): read it again.
         this.#applyStatus(message.patch);
+        this.#refreshStatus();
         break;
       case 'signal':
         this.#emit(message.frame.type, message.frame);
         break;
       case 'frame':
-        this.#live?.send(message.frame);
+        this.#leading?.live.send(message.frame);
         break;
       case 'rejected':
         this.#refreshStatus().then(() => this.#emit('rejected', message.detail));
         break;
-      case 'session':
-        this.#authorities()
-          .then((auth) => auth.load())
-          .then((session) => (session ? this.#activate(session) : this.#deactivate()))
-          .then(() => this.#emit('session', this.#auth.session ? { user: this.#auth.session.user } : null));
-        break;
     }
+  }
+
+  /** Another tab signed in, out, or saw the session end: do the same here. */
+  async #followSession(signedOut) {
+    const session = await (await this.#authorities()).load();
+    if (session) {
+      this.#report({ sessionEnded: false, stopped: null });
+      if (this.#started) await this.#activate(session);
+    } else if (signedOut) {
+      await this.#deactivate();
+    } else {
+      this.#report({ sessionEnded: true });
+      this.#stopSyncing();
+    }
+    this.#emit('session', session ? { user: session.user } : null);
   }
 
   // -- writes ----------------------------------------------------------------------
@@ -317,9 +348,9 @@ class SyncClient extends EventTarget {
 
   /** Queue a mutation (works offline). Resolves with `{id, mid}` once it is on disk. */
   async enqueue(name, args) {
-    const { db, clientId, channel } = this.#requireUser();
+    const { db, clientId } = this.#requireUser();
     const entry = await outbox.enqueue(db, clientId, name, args);
-    channel.post({ type: 'outbox' });
+    this.#post({ type: 'outbox' });
     this.#leading?.drain();
     this.#registerBackgroundSync();
     await this.#refreshStatus();
@@ -328,10 +359,10 @@ class SyncClient extends EventTarget {
 
   /** Downscale, strip metadata, hash and queue a photo (works offline); reference `sha256` from mutations. */
   async addPhoto(fileOrBlob) {
-    const { db, channel } = this.#requireUser();
+    const { db } = this.#requireUser();
     const photo = await preparePhoto(fileOrBlob);
     await queuePhoto(db, photo);
-    channel.post({ type: 'photos' });
+    this.#post({ type: 'photos' });
     this.#leading?.upload();
     this.#registerBackgroundSync();
     await this.#refreshStatus();
@@ -350,7 +381,9 @@ class SyncClient extends EventTarget {
     const attempts = new Attempts();
     const exchange = new Exchange({ auth: this.#auth, send: this.#send, report: () => {} });
     const path = `/api/v1/blobs/${encodeURIComponent(sha256)}?size=${encodeURIComponent(size)}`;
-    const reply = await exchange.call(attempts, 'GET', path, { as: 'blob' });
+    // A second try covers a token that expired (the first answer renewed it).
+    let reply = await exchange.call(attempts, 'GET', path, { as: 'blob' });
+    reply ??= await exchange.call(attempts, 'GET', path, { as: 'blob' });
     if (reply?.status !== 200) throw new SyncError('photo_unavailable', `The photo could not be loaded (${reply?.status ?? 'offline'}).`);
     return URL.createObjectURL(reply.body);
   }
@@ -363,9 +396,9 @@ class SyncClient extends EventTarget {
   }
 
   async discardRejected(id) {
-    const { db, channel } = this.#requireUser();
+    const { db } = this.#requireUser();
     await outbox.discardRejected(db, id);
-    channel.post({ type: 'rejected', detail: { discarded: id } });
+    this.#post({ type: 'rejected', detail: { discarded: id } });
     await this.#refreshStatus();
   }
 
@@ -401,20 +434,20 @@ class SyncClient extends EventTarget {
   }
 
   #sendFrame(frame) {
-    if (this.#live) this.#live.send(frame);
-    else this.#user?.channel.post({ type: 'frame', frame });
+    if (this.#leading) this.#leading.live.send(frame);
+    else this.#post({ type: 'frame', frame });
   }
 
   #signal(frame) {
     this.#emit(frame.type, frame);
-    this.#user?.channel.post({ type: 'signal', frame });
+    this.#post({ type: 'signal', frame });
   }
 
   // -- status and events -------------------------------------------------------------
 
   #changed(detail) {
     this.#emit('changes', detail);
-    this.#user?.channel.post({ type: 'changes', detail });
+    this.#post({ type: 'changes', detail });
   }
 
   async #acknowledged(results) {
@@ -423,12 +456,12 @@ class SyncClient extends EventTarget {
     if (!rejected.length) return;
     const detail = { mids: rejected.map((r) => r.mid) };
     this.#emit('rejected', detail);
-    this.#user?.channel.post({ type: 'rejected', detail });
+    this.#post({ type: 'rejected', detail });
   }
 
   /** Leader-side status fields; followers receive them over the channel. */
   #report(patch) {
-    if (this.#applyStatus(patch)) this.#user?.channel.post({ type: 'status', patch });
+    if (this.#applyStatus(patch)) this.#post({ type: 'status', patch });
   }
 
   #applyStatus(patch) {

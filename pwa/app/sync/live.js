@@ -38,7 +38,8 @@ export class LiveTail {
   #stopped = true;
   #failures = 0;
   #retryTimer = null;
-  #ackTimer = null;
+  // The ack timer of each socket, so a late close of an old socket never stops the new one's.
+  #ackTimers = new WeakMap();
   #openedAt = 0;
   #cursor = null;
   #unacked = 0;
@@ -47,7 +48,7 @@ export class LiveTail {
   #presence = document.visibilityState === 'visible' ? 'active' : 'idle';
   #typingSentAt = new Map();
 
-  /** `hooks`: changed(detail), signal(frame), resetRequired() → Promise, sessionEnded(error). */
+  /** `hooks`: connected(bool), changed(detail), signal(frame), resetRequired() → Promise, sessionEnded(error). */
   constructor({ db, clientId, auth, send, baseUrl, hooks }) {
     Object.assign(this, { db, clientId, auth, send, baseUrl, hooks });
   }
@@ -70,15 +71,12 @@ export class LiveTail {
     this.#connect();
   }
 
+  /** A typing, viewing or presence frame; viewing and presence are repeated after a reconnect. */
   send(frame) {
     if (frame.type === 'viewing') this.#viewing = frame.thread_id;
+    if (frame.type === 'presence') this.#presence = frame.state;
     if (frame.type === 'typing' && !this.#typingDue(frame)) return;
     this.#transmit(frame);
-  }
-
-  presence(state) {
-    this.#presence = state;
-    this.#transmit({ type: 'presence', state });
   }
 
   #typingDue({ thread_id: threadId, state }) {
@@ -144,7 +142,8 @@ export class LiveTail {
     socket.send(JSON.stringify({ type: 'hello', client_id: this.clientId, cursor, schema_version: SCHEMA_VERSION }));
     if (this.#viewing) socket.send(JSON.stringify({ type: 'viewing', thread_id: this.#viewing }));
     socket.send(JSON.stringify({ type: 'presence', state: this.#presence }));
-    this.#ackTimer = setInterval(() => this.#ack(socket), ACK_INTERVAL_MS);
+    this.#ackTimers.set(socket, setInterval(() => this.#ack(socket), ACK_INTERVAL_MS));
+    this.hooks.connected(true);
   }
 
   async #onFrame(socket, raw) {
@@ -160,6 +159,7 @@ export class LiveTail {
     } else if (frame.type === 'reset_required') {
       // The pull rebuilds the read model (keeping the outbox); then we follow from its cursor.
       this.#socket = null;
+      this.hooks.connected(false);
       socket.close(1000, 'reset');
       await this.hooks.resetRequired();
       this.#connect();
@@ -178,9 +178,10 @@ export class LiveTail {
   }
 
   #onClose(socket, event) {
-    clearInterval(this.#ackTimer);
+    clearInterval(this.#ackTimers.get(socket));
     if (socket !== this.#socket) return;
     this.#socket = null;
+    this.hooks.connected(false);
     this.#typingSentAt.clear();
     if (this.#stopped) return;
     if (event.code === CLOSE_SESSION_ENDED) {

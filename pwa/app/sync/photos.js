@@ -109,6 +109,7 @@ export class PhotoUploader {
       await this.exchange.fail(attempts, new SyncError('not_protocol_json', 'POST /blobs answered without a status'));
       return START;
     }
+    this.exchange.report({ online: true });
     if (status.state === 'complete') return this.#settle(photo, { state: 'uploaded' });
     if (!Number.isInteger(status.offset) || status.offset < 0 || status.offset >= photo.size) {
       await this.exchange.fail(attempts, new SyncError('bad_offset', `the server holds ${status.offset} bytes`));
