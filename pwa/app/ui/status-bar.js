@@ -1,5 +1,6 @@
-// The sync status, always in view: connection, unsent changes (count and age of the oldest),
-// photos still uploading, refused changes, and when this device last synced. Each item is a word with a colour.
+// The sync status, always in view: connection, when this device last synced, unsent changes
+// (count and age of the oldest), photos still uploading, and refused changes. Each item is a
+// word with a colour.
 import { html } from '../html.js';
 import { t, formatAgo, formatDuration } from '../i18n/index.js';
 import { now } from '../state/clock.js';
@@ -35,13 +36,13 @@ export function StatusBar() {
       <${Chip} tone=${status.online ? 'ok' : 'offline'}>
         ${status.online ? t('status.online') : t('status.offline')}
       <//>
+      <${Chip} tone="plain">${syncedText(status)}<//>
       <${Chip} tone=${unsent.value ? 'warn' : 'ok'} role="status" aria-label=${t('status.unsent.label')}>
         ${unsentText(status)}
       <//>
       ${photos > 0 && html`<${Chip} tone="warn">${t('status.photos', { count: photos })}<//>`}
       ${rejected > 0 && html`<a class="chip chip--danger chip--link" href="#/outbox">${t('status.rejected', { count: rejected })}</a>`}
       ${(unsent.value > 0 || rejected > 0) && html`<a class="statusbar__link" href="#/outbox">${t('status.review')}</a>`}
-      <${Chip} tone="plain">${syncedText(status)}<//>
     </div>
   `;
 }
