@@ -98,10 +98,10 @@ are served but not stored offline.
 ## How it is made
 
 `vendor.lock.json` pins each package: name, version, the registry's `dist.integrity` (sha512),
-the folder it lands in, and which files of the tarball to keep under which name (ES modules, the wasm binary, CSS and
-the licence). `scripts/vendor` runs `npm pack` for each pin, refuses a tarball whose sha512
-differs from the pin, and replaces the package's folder with only the kept files. A rerun on
-the same pins gives the same files.
+the folder it lands in, and which files of the tarball to keep under which name (ES modules,
+the wasm binary, CSS and the licence). `scripts/vendor` runs `npm pack` for each pin, refuses
+a tarball whose sha512 differs from the pin, and replaces the package's folder with only the
+kept files. A rerun on the same pins gives the same files.
 
 ## How to update a package
 

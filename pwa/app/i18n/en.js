@@ -15,6 +15,8 @@ export default {
 
   'screen.later': 'This screen arrives in a coming version. What you have already captured is kept on this device.',
 
+  'time.under_a_minute': 'under 1 min',
+
   'status.label': 'Sync status',
   'status.online': 'Online',
   'status.offline': 'Offline',
@@ -23,6 +25,10 @@ export default {
   'status.unsent.some': {
     one: '{count} unsent change, oldest {age}',
     other: '{count} unsent changes, oldest {age}',
+  },
+  'status.photos': {
+    one: '{count} photo waiting to upload',
+    other: '{count} photos waiting to upload',
   },
   'status.rejected': {
     one: '{count} change refused by the server',

@@ -62,9 +62,10 @@ function largestUnit(ms) {
   return [Math.floor(minutes / 1440), 'day'];
 }
 
-// "12 min", "3 hr", "2 days": how long something has waited.
+// "under 1 min", "12 min", "3 hr", "2 days": how long something has waited.
 export function formatDuration(ms) {
   const [value, unit] = largestUnit(ms);
+  if (value === 0) return t('time.under_a_minute');
   return new Intl.NumberFormat(locale.value, { style: 'unit', unit, unitDisplay: 'short' }).format(value);
 }
 

@@ -14,12 +14,15 @@ export default {
 
   'screen.later': '此页面将在后续版本中提供。您已记录的内容会保存在本设备上。',
 
+  'time.under_a_minute': '不到 1 分钟',
+
   'status.label': '同步状态',
   'status.online': '在线',
   'status.offline': '离线',
   'status.unsent.label': '未发送的更改',
   'status.unsent.none': '所有更改已发送',
   'status.unsent.some': { other: '{count} 项更改未发送，最早的已等待 {age}' },
+  'status.photos': { other: '{count} 张照片等待上传' },
   'status.rejected': { other: '{count} 项更改被服务器拒绝' },
   'status.synced.never': '尚未同步',
   'status.synced.now': '刚刚已同步',

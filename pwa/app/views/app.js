@@ -39,6 +39,7 @@ export function AppShell() {
       </header>
       <main class="shell__main" id="main">
         <${ComingScreen} name=${current} />
+        <footer class="shell__footer"><${LanguageSelect} id="footer-language" /></footer>
       </main>
     </div>
   `;
