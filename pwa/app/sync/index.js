@@ -9,43 +9,18 @@
 import { Attempts } from './backoff.js';
 import { openDeviceDb, openUserDb, readMeta } from './db.js';
 import { Auth } from './auth.js';
-import { SyncEngine } from './engine.js';
-import { SyncError, SyncStopped } from './errors.js';
-import { Closed, Exchange } from './exchange.js';
+import { LeaderDuties } from './duties.js';
+import { SyncError } from './errors.js';
+import { Exchange } from './exchange.js';
 import { TabChannel, holdLeadership } from './leader.js';
-import { LiveTail } from './live.js';
 import * as outbox from './outbox.js';
-import { PhotoUploader, pendingPhotoCount, photoBlob, preparePhoto, queuePhoto } from './photos.js';
+import { pendingPhotoCount, photoBlob, preparePhoto, queuePhoto } from './photos.js';
 import { allRecords, getRecord, resetReadModel } from './readmodel.js';
 import { createTransport } from './transport.js';
 
 export { newId } from './outbox.js';
 
-// A quiet device still drains its queue and catches up, even if no event ever fires.
-const DRAIN_INTERVAL_MS = 60_000;
 const BACKGROUND_SYNC_TAG = 'loopline-outbox';
-
-/** `fn` run one at a time; a call while it runs asks for exactly one more run afterwards. */
-function coalescing(fn) {
-  let running = null;
-  let again = false;
-  const run = async () => {
-    do {
-      again = false;
-      await fn();
-    } while (again);
-  };
-  return () => {
-    if (running) {
-      again = true;
-      return running;
-    }
-    running = run().finally(() => {
-      running = null;
-    });
-    return running;
-  };
-}
 
 /** `pullLimit`: changes per pull page (at most 500); smaller pages suit very slow links, and tests. */
 export function createSyncClient({ baseUrl = '', pullLimit = 500 } = {}) {
@@ -198,90 +173,37 @@ class SyncClient extends EventTarget {
     user.db.close();
   }
 
-  /** This tab now leads: build the queues and start draining. Returns how to stop. */
+  /** This tab now leads: start the queues. Returns how to stop. */
   async #lead() {
     const user = this.#user;
     if (!user) return async () => {};
-    const report = (patch) => this.#report(patch);
-    const exchange = new Exchange({ auth: this.#auth, send: this.#send, report });
-    const photoExchange = new Exchange({ auth: this.#auth, send: this.#send, report });
-    const engine = new SyncEngine({
-      db: user.db,
-      clientId: user.clientId,
-      exchange,
-      pullLimit: this.#pullLimit,
-      hooks: {
-        report,
-        changed: (detail) => this.#changed(detail),
-        acknowledged: (results) => this.#acknowledged(results),
-      },
-    });
-    const uploader = new PhotoUploader({ db: user.db, exchange: photoExchange, onSettled: () => this.#refreshStatus() });
-    const live = new LiveTail({
-      db: user.db,
-      clientId: user.clientId,
+    const duties = new LeaderDuties({
+      user,
       auth: this.#auth,
       send: this.#send,
       baseUrl: this.#baseUrl,
-      hooks: {
-        connected: (live) => this.#report({ live }),
-        changed: (detail) => this.#changed(detail),
-        signal: (frame) => this.#signal(frame),
-        resetRequired: () => this.#leading?.drain(),
-        sessionEnded: (error) => this.#auth.forget().then(() => this.#sessionEnded(error)),
-      },
+      pullLimit: this.#pullLimit,
+      report: (patch) => this.#report(patch),
+      isStopped: () => this.#status.stopped !== null,
+      refreshStatus: () => this.#refreshStatus(),
+      changed: (detail) => this.#changed(detail),
+      acknowledged: (results) => this.#acknowledged(results),
+      signal: (frame) => this.#signal(frame),
+      sessionEnded: (error) => this.#sessionEnded(error),
     });
-    const leading = {
-      exchange,
-      photoExchange,
-      live,
-      drain: coalescing(() => this.#guard(() => engine.sync(), 'syncing')),
-      upload: coalescing(() => this.#guard(() => uploader.uploadAll(), null)),
-      timer: setInterval(() => this.#nudge(false), DRAIN_INTERVAL_MS),
-    };
-    this.#leading = leading;
+    this.#leading = duties;
     this.#applyStatus({ leader: true }); // this tab's own: not broadcast
-    leading.drain().then(() => live.start());
-    leading.upload();
+    duties.start();
     return async () => {
-      clearInterval(leading.timer);
-      exchange.close();
-      photoExchange.close();
-      live.stop();
-      if (this.#leading === leading) this.#leading = null;
+      duties.stop();
+      if (this.#leading === duties) this.#leading = null;
     };
-  }
-
-  /** Runs one queue pass; stops are shown in the status, the closing of a queue is no error. */
-  async #guard(work, flag) {
-    if (this.#status.stopped) return;
-    if (flag) this.#report({ [flag]: true });
-    try {
-      await work();
-      this.#report({ lastError: null });
-    } catch (error) {
-      if (error instanceof Closed) return;
-      if (error instanceof SyncStopped) this.#report({ stopped: { code: error.code, message: error.message } });
-      // Anything else (IndexedDB full, a bug) must not end the queue: the next nudge retries it.
-      else this.#report({ lastError: { code: error.code ?? error.name, message: error.message } });
-    } finally {
-      if (flag) this.#report({ [flag]: false });
-      await this.#refreshStatus();
-    }
   }
 
   /** Something worth syncing for happened; `urgent` (online, visible) also cuts backoff waits short. */
   #nudge(urgent) {
     if (urgent) this.#report({ online: navigator.onLine });
-    const leading = this.#leading;
-    if (!leading) return;
-    if (urgent) {
-      leading.exchange.wake();
-      leading.photoExchange.wake();
-      leading.live.reconnectNow();
-    }
-    leading.drain();
-    leading.upload();
+    this.#leading?.nudge(urgent);
   }
 
   /** Tabs of one device share one channel; messages about another user's data are not ours. */
@@ -316,7 +238,7 @@ class SyncClient extends EventTarget {
         this.#emit(message.frame.type, message.frame);
         break;
       case 'frame':
-        this.#leading?.live.send(message.frame);
+        this.#leading?.sendFrame(message.frame);
         break;
       case 'rejected':
         this.#refreshStatus().then(() => this.#emit('rejected', message.detail));
@@ -434,7 +356,7 @@ class SyncClient extends EventTarget {
   }
 
   #sendFrame(frame) {
-    if (this.#leading) this.#leading.live.send(frame);
+    if (this.#leading) this.#leading.sendFrame(frame);
     else this.#post({ type: 'frame', frame });
   }
 
