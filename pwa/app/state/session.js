@@ -18,11 +18,13 @@ client.addEventListener('session', (event) => {
 });
 
 // Syncing runs from start-up on; the client takes up each session as it begins.
+// The screens read the device's data as soon as they show, so the client takes the stored
+// session up (opens that user's database) before the first screen of it appears.
 export async function restoreSession() {
   const session = await client.getSession();
+  await client.start();
   user.value = session?.user ?? null;
   ready.value = true;
-  await client.start();
 }
 
 // Throws the client's Error (with `.code`) so the sign-in view can say what went wrong.

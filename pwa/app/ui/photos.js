@@ -42,7 +42,7 @@ export function PhotoPicker({ hashes, onChange }) {
         )}
       </ul>
       <label class="button button--secondary photos__add">
-        <input class="visually-hidden" type="file" accept="image/*" capture="environment" multiple onChange=${take} disabled=${busy} />
+        <input type="file" accept="image/*" capture="environment" multiple onChange=${take} disabled=${busy} />
         ${busy ? t('photos.adding') : t('photos.add')}
       </label>
       ${error && html`<p class="notice notice--danger" role="alert">${t('photos.error')}</p>`}

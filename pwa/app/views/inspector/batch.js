@@ -58,7 +58,7 @@ export function BatchScreen({ batchId }) {
               <li key=${nc.id} class="row row--static">
                 <span class="row__main">
                   <span class="row__title">${nc.number} · ${nc.defect_code}</span>
-                  <span class="row__meta">${t(`severity.${nc.severity}`)} · ${t('batch.nc_source', { ref: nc.source_ref ?? '' })}</span>
+                  <span class="row__meta">${t(`severity.${nc.severity}`)} · ${t(`batch.nc_from.${nc.source}`)}</span>
                 </span>
                 <span class="row__flags">
                   <${Badge} status=${nc.status} />
