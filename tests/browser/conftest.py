@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from tests.browser.web import DEVICES, WebApp
+from tests.browser.worlds import scenario_server
 from tests.support import demo_world, running_server
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -56,6 +57,14 @@ def browser(demo_data: Any) -> Iterator[Any]:
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield chromium
         chromium.close()
+
+
+@pytest.fixture(scope="session")
+def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, str]]:
+    """The demo scenario played, served by its own process: (settings, base URL). Tests that
+    use it add to it (an inspection, messages), never undo what another test relies on."""
+    with scenario_server(tmp_path_factory.mktemp("scenario")) as running:
+        yield running
 
 
 @pytest.fixture(scope="session")

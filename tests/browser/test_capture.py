@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ from playwright.sync_api import expect
 from loopline.core.settings import Settings
 from tests.browser.conftest import NewContext
 from tests.browser.web import WebApp
-from tests.browser.worlds import api_as, pulled, scenario_server
+from tests.browser.worlds import api_as, pulled
 from tests.photo_helpers import encode, gps_exif
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
@@ -29,12 +28,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 LOT_016 = "CN-SZ-L2-2406-016"
 BELOW_LSL = [20.5, 21.0, 19.8, 22.4, 23.1]  # C1: LSL 25 µm
 MAX_EDGE_PX = 2048
-
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, str]]:
-    with scenario_server(tmp_path_factory.mktemp("capture")) as running:
-        yield running
 
 
 def camera_photo(path: Path, seed: int) -> Path:
@@ -51,9 +44,9 @@ def open_lot(page: Any, lot: str) -> None:
 
 
 def test_an_inspection_captured_offline_survives_a_closed_page_and_syncs_with_its_photos(
-    world: tuple[Settings, str], new_context: NewContext, tmp_path: Path
+    scenario: tuple[Settings, str], new_context: NewContext, tmp_path: Path
 ) -> None:
-    _, base = world
+    _, base = scenario
     context = new_context(base, device="tablet")
     app = WebApp(context.new_page(), base)
     app.open()

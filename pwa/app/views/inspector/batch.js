@@ -35,9 +35,15 @@ export function BatchScreen({ batchId }) {
       <header class="screen__head">
         <div>
           <h1>${batch.lot_no}</h1>
-          <p class="muted">
-            ${model ? `${model.sku} — ${model.name}` : ''} · ${t('batches.line', { line: batch.line })} ·
-            <span class="num">${t('batches.qty', { qty: batch.qty })}</span> · ${formatDate(batch.produced_from)} – ${formatDate(batch.produced_to)}
+          <p class="muted num">
+            ${[
+              model && `${model.sku} — ${model.name}`,
+              t('batches.line', { line: batch.line }),
+              t('batches.qty', { qty: batch.qty }),
+              `${formatDate(batch.produced_from)} – ${formatDate(batch.produced_to)}`,
+            ]
+              .filter(Boolean)
+              .join(' · ')}
           </p>
         </div>
         <${Badge} status=${batch.status} />
@@ -88,7 +94,7 @@ export function BatchScreen({ batchId }) {
           (inspection) => html`
             <li key=${inspection.id} class="row row--static">
               <span class="row__main">
-                <span class="row__title">${inspection.number ?? ''} · ${t(`inspection.kind.${inspection.kind}`)}</span>
+                <span class="row__title">${[inspection.number, t(`inspection.kind.${inspection.kind}`)].filter(Boolean).join(' · ')}</span>
                 <span class="row__meta">${formatDateTime(inspection.captured_at)}</span>
               </span>
               <${Badge} status=${inspection.result} />

@@ -102,10 +102,10 @@ export function BatchesScreen() {
               <a class="row" href=${href('batches', batch.id)}>
                 <span class="row__main">
                   <span class="row__title">${batch.lot_no}</span>
-                  <span class="row__meta">
-                    ${model?.sku ?? ''} · ${t('batches.line', { line: batch.line })} ·
-                    <span class="num">${t('batches.qty', { qty: batch.qty })}</span> ·
-                    ${formatDate(batch.produced_to ?? batch.produced_from)}
+                  <span class="row__meta num">
+                    ${[model?.sku, t('batches.line', { line: batch.line }), t('batches.qty', { qty: batch.qty }), formatDate(batch.produced_to ?? batch.produced_from)]
+                      .filter(Boolean)
+                      .join(' · ')}
                   </span>
                 </span>
                 <span class="row__flags">
