@@ -43,10 +43,11 @@ def demo_data(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         yield settings
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(demo_data: Any) -> Iterator[Any]:
-    # Playwright's sync API keeps an event loop running in this thread from here on, and
-    # building the demo world needs `asyncio.run`, so the world (`demo_data`) comes first.
+    # Playwright's sync API keeps an event loop running in this thread while it is open, and
+    # building a demo world needs `asyncio.run`: so the world (`demo_data`) comes first, and
+    # the browser closes after each module, leaving later modules free to build their own.
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
