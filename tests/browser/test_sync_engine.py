@@ -611,3 +611,24 @@ def test_an_ended_session_stops_sync_keeps_writing_locally_and_resumes_after_sig
     device.sign_in("wang.lei")
     device.settle()
     assert_converged(device, "wang.lei", user_id, queued)
+
+
+def test_a_client_id_bound_to_another_user_stops_sync_and_leaves_the_outbox_alone(device: Device) -> None:
+    user_id, batch_id = signed_in_inspector(device)
+    pushes: list[list[int]] = []
+    refuse_once = nth_calls({1}, protocol_error(403, "client_owned_by_other_user"))
+
+    def record(route: Route, request: Request) -> None:
+        pushes.append(pushed_mids(request))
+        refuse_once(route, request)
+
+    device.page.route(PUSH, record)
+    queued = [device.enqueue("defect.report", defect(device, batch_id, "kept for its owner"))]
+    device.page.wait_for_function("() => sync.status.stopped?.code === 'client_owned_by_other_user'", timeout=SETTLE_MS)
+    device.js("() => window.dispatchEvent(new Event('online'))")  # a nudge does not restart a stopped engine
+    assert pushes == [[1]]
+    assert [entry["id"] for entry in device.idb(user_id, "outbox")] == queued
+
+    device.sign_in("wang.lei")  # signing in again is the way out, once the device is straightened out
+    device.settle()
+    assert_converged(device, "wang.lei", user_id, queued)
