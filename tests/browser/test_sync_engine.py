@@ -16,29 +16,22 @@ import json
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, Request, Route, sync_playwright
+from playwright.sync_api import Page, Request, Route
 from sqlmodel import col, select
 
 from loopline.core.db import Database
 from loopline.core.settings import Settings
 from loopline.syncing.models import AppliedMutation
+from tests.browser.conftest import NewContext
 from tests.support import DEMO_PASSWORD, demo_world, running_server
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 # Bounded waits: generous, because backoff with Retry-After takes seconds, not a timing claim.
 SETTLE_MS = 90_000
 LOT_018 = "CN-SZ-L2-2406-018"
@@ -112,20 +105,24 @@ class Server:
                     return state
 
 
-# Ask for `server` before `browser`: building the demo world runs an event loop of its own,
-# which cannot start once Playwright's sync API runs one in this thread.
+@contextlib.contextmanager
+def world_beside_playwright(data_dir: Path) -> Iterator[Settings]:
+    """A demo world of this module's own (its tests write), built and dropped in a worker
+    thread: Playwright's sync API already runs an event loop in this one, and building the
+    world needs `asyncio.run`."""
+    world = demo_world(data_dir)
+    with ThreadPoolExecutor(1) as pool:
+        settings = pool.submit(world.__enter__).result()
+        try:
+            yield settings
+        finally:
+            pool.submit(world.__exit__, None, None, None).result()
+
+
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    with demo_world(tmp_path_factory.mktemp("pwa-sync")) as settings, running_server(settings) as base:
+def sync_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    with world_beside_playwright(tmp_path_factory.mktemp("pwa-sync")) as settings, running_server(settings) as base:
         yield Server(settings, base)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
 
 
 def without_views(page: Page) -> None:
@@ -239,13 +236,10 @@ class Device:
 
 
 @pytest.fixture
-def device(server: Server, browser: Browser) -> Iterator[Device]:
-    context = browser.new_context()
-    page = context.new_page()
-    page.on("console", lambda message: print("browser:", message.type, message.text))
+def device(sync_server: Server, new_context: NewContext) -> Device:
+    page = new_context(sync_server.base).new_page()
     without_views(page)
-    yield Device(page, server)
-    context.close()
+    return Device(page, sync_server)
 
 
 def assert_converged(device: Device, username: str, user_id: str, queued: list[str]) -> None:
@@ -576,32 +570,31 @@ def test_changes_from_others_arrive_through_the_live_tail_without_a_pull(device:
     assert device.read_model(user_id) == device.server.fresh_pull("wang.lei")
 
 
-def test_one_tab_leads_the_others_follow_and_take_over_when_it_closes(server: Server, browser: Browser) -> None:
-    context = browser.new_context()
-    try:
-        first, second = Device(context.new_page(), server), Device(context.new_page(), server)
-        for tab in (first, second):
-            without_views(tab.page)
-            tab.open()
-        user = first.sign_in("wang.lei")
-        first.settle()
-        second.page.wait_for_function("() => sync.status.lastSyncedAt !== null", timeout=SETTLE_MS)
-        assert not second.status()["leader"]
+def test_one_tab_leads_the_others_follow_and_take_over_when_it_closes(
+    sync_server: Server, new_context: NewContext
+) -> None:
+    context = new_context(sync_server.base)
+    first, second = Device(context.new_page(), sync_server), Device(context.new_page(), sync_server)
+    for tab in (first, second):
+        without_views(tab.page)
+        tab.open()
+    user = first.sign_in("wang.lei")
+    first.settle()
+    second.page.wait_for_function("() => sync.status.lastSyncedAt !== null", timeout=SETTLE_MS)
+    assert not second.status()["leader"]
 
-        batch = second.find("batch", f"b => b.lot_no === {json.dumps(LOT_018)}")
-        queued = [second.enqueue("defect.report", defect(second, batch["id"], "from the follower"))]
-        second.page.wait_for_function(
-            "id => sync.status.outboxCount === 0 && sync.get('defect', id).then(Boolean)",
-            arg=queued[0],
-            timeout=SETTLE_MS,
-        )
-        first.page.close()
-        second.page.wait_for_function("() => sync.status.leader", timeout=SETTLE_MS)
-        queued.append(second.enqueue("defect.report", defect(second, batch["id"], "after the leader left")))
-        second.settle()
-        assert_converged(second, "wang.lei", user["id"], queued)
-    finally:
-        context.close()
+    batch = second.find("batch", f"b => b.lot_no === {json.dumps(LOT_018)}")
+    queued = [second.enqueue("defect.report", defect(second, batch["id"], "from the follower"))]
+    second.page.wait_for_function(
+        "id => sync.status.outboxCount === 0 && sync.get('defect', id).then(Boolean)",
+        arg=queued[0],
+        timeout=SETTLE_MS,
+    )
+    first.page.close()
+    second.page.wait_for_function("() => sync.status.leader", timeout=SETTLE_MS)
+    queued.append(second.enqueue("defect.report", defect(second, batch["id"], "after the leader left")))
+    second.settle()
+    assert_converged(second, "wang.lei", user["id"], queued)
 
 
 def test_an_ended_session_stops_sync_keeps_writing_locally_and_resumes_after_signing_in(device: Device) -> None:
@@ -616,5 +609,26 @@ def test_an_ended_session_stops_sync_keeps_writing_locally_and_resumes_after_sig
     assert [entry["id"] for entry in device.idb(user_id, "outbox")] == queued
 
     device.sign_in("wang.lei")
+    device.settle()
+    assert_converged(device, "wang.lei", user_id, queued)
+
+
+def test_a_client_id_bound_to_another_user_stops_sync_and_leaves_the_outbox_alone(device: Device) -> None:
+    user_id, batch_id = signed_in_inspector(device)
+    pushes: list[list[int]] = []
+    refuse_once = nth_calls({1}, protocol_error(403, "client_owned_by_other_user"))
+
+    def record(route: Route, request: Request) -> None:
+        pushes.append(pushed_mids(request))
+        refuse_once(route, request)
+
+    device.page.route(PUSH, record)
+    queued = [device.enqueue("defect.report", defect(device, batch_id, "kept for its owner"))]
+    device.page.wait_for_function("() => sync.status.stopped?.code === 'client_owned_by_other_user'", timeout=SETTLE_MS)
+    device.js("() => window.dispatchEvent(new Event('online'))")  # a nudge does not restart a stopped engine
+    assert pushes == [[1]]
+    assert [entry["id"] for entry in device.idb(user_id, "outbox")] == queued
+
+    device.sign_in("wang.lei")  # signing in again is the way out, once the device is straightened out
     device.settle()
     assert_converged(device, "wang.lei", user_id, queued)
