@@ -8,26 +8,10 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.browser.conftest import NewContext
-from tests.browser.web import DEVICES, WebApp, accessibility_violations
+from tests.browser.web import DEVICES, WebApp, accessibility_violations, check_layout
 
 PERSONAS = {"inspector": "wang.lei", "rep": "lucia.martin", "supervisor": "qa.manager"}
 LANGUAGES = ["en", "zh-CN"]
-TOUCH_PX = 48
-
-# Visible controls smaller than a fingertip (the status chips are read, not touched).
-SMALL_TARGETS = f"""() => [...document.querySelectorAll('button, a[href], input, select')]
-    .filter((el) => el.checkVisibility())
-    .map((el) => [el.outerHTML.slice(0, 80), el.getBoundingClientRect()])
-    .filter(([, box]) => box.height < {TOUCH_PX} || box.width < {TOUCH_PX})
-    .map(([html]) => html)"""
-
-
-def check_layout(app: WebApp) -> None:
-    assert app.page.evaluate("document.scrollingElement.scrollWidth <= innerWidth"), "the page scrolls sideways"
-    assert app.page.evaluate(SMALL_TARGETS) == []
-    assert accessibility_violations(app.page) == []
-
-
 @pytest.mark.parametrize("lang", LANGUAGES)
 @pytest.mark.parametrize("device", list(DEVICES))
 def test_first_screens(new_context: NewContext, server: str, device: str, lang: str) -> None:

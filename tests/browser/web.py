@@ -17,6 +17,7 @@ expect.set_options(timeout=WAIT_MS)
 
 DEVICES: dict[str, dict[str, Any]] = {
     "tablet": {"viewport": {"width": 1024, "height": 768}, "has_touch": True},
+    "tablet-portrait": {"viewport": {"width": 768, "height": 1024}, "has_touch": True},
     "phone": {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True},
     "desktop": {"viewport": {"width": 1440, "height": 900}},
 }
@@ -78,3 +79,22 @@ def accessibility_violations(page: Any) -> list[str]:
     page.add_script_tag(path=str(AXE))
     results = page.evaluate("axe.run(document, { runOnly: ['wcag2a', 'wcag2aa', 'best-practice'] })")
     return [f"{v['id']}: {v['help']} ({len(v['nodes'])}x)" for v in results["violations"]]
+
+
+TOUCH_PX = 48
+
+# Visible controls smaller than a fingertip (the status chips are read, not touched).
+SMALL_TARGETS = f"""() => [...document.querySelectorAll('button, a[href], input, select')]
+    .filter((el) => el.checkVisibility())
+    .map((el) => [el.outerHTML.slice(0, 80), el.getBoundingClientRect()])
+    .filter(([, box]) => box.height < {TOUCH_PX} || box.width < {TOUCH_PX})
+    .map(([html]) => html)"""
+
+
+def check_layout(app: WebApp) -> None:
+    """What a screenshot cannot prove: no sideways scrolling, fingertip-sized controls, no axe findings."""
+    assert app.page.evaluate("document.scrollingElement.scrollWidth <= innerWidth"), "the page scrolls sideways"
+    small = app.page.evaluate(SMALL_TARGETS)
+    assert small == [], f"controls smaller than {TOUCH_PX} px: {small}"
+    violations = accessibility_violations(app.page)
+    assert violations == [], f"axe-core: {violations}"

@@ -201,7 +201,8 @@ export function ThreadScreen({ threadId }) {
         <h1>${thread.title}</h1>
         ${subject && html`<a class="button button--secondary" href=${subject}>${t('thread.open_subject')}</a>`}
       </header>
-      <ol class="thread__log" ref=${log} role="log" aria-live="polite" aria-relevant="additions" aria-label=${t('thread.messages')} tabindex="0">
+      <div class="thread__log" ref=${log} role="log" aria-live="polite" aria-relevant="additions" aria-label=${t('thread.messages')} tabindex="0">
+        <ol class="thread__messages">
         ${!messages.length && !pending.length && html`<li class="muted">${t('thread.empty')}</li>`}
         ${messages.map(
           (message) => html`<${Message}
@@ -214,7 +215,8 @@ export function ThreadScreen({ threadId }) {
           />`,
         )}
         ${pending.map((entry) => html`<${PendingMessage} key=${entry.id} entry=${entry} online=${sync.value.online} />`)}
-      </ol>
+        </ol>
+      </div>
       <p class="thread__typing" aria-live="polite">${typing.length ? t('thread.typing', { names: typing.map(nameOf).join(', ') }) : ''}</p>
       <${Composer} thread=${thread} canPublish=${canPublish} />
     </section>
