@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Page, Request, Route
+from playwright.sync_api import Page, Request, Route, WebSocketRoute
 from sqlmodel import col, select
 
 from loopline.core.db import Database
@@ -278,6 +278,15 @@ def pushed_mids(request: Request) -> list[int]:
 
 
 Handler = Callable[[Route, Request], None]
+
+
+def until(page: Page, condition: Callable[[], bool]) -> None:
+    """A bounded wait for something the test's own handlers record (Playwright runs them while it waits)."""
+    for _ in range(SETTLE_MS // 50):
+        if condition():
+            return
+        page.wait_for_timeout(50)
+    raise AssertionError("the condition did not come true")
 
 
 def nth_calls(numbers: set[int], fault: Handler) -> Handler:
@@ -632,3 +641,37 @@ def test_a_client_id_bound_to_another_user_stops_sync_and_leaves_the_outbox_alon
     device.sign_in("wang.lei")  # signing in again is the way out, once the device is straightened out
     device.settle()
     assert_converged(device, "wang.lei", user_id, queued)
+
+
+def test_typing_is_throttled_and_a_signed_out_close_ends_the_session_without_reconnecting(device: Device) -> None:
+    sockets: list[WebSocketRoute] = []
+    frames: list[dict[str, Any]] = []
+
+    def through(socket: WebSocketRoute) -> None:
+        server = socket.connect_to_server()
+        sockets.append(socket)
+
+        def page_to_server(message: str | bytes) -> None:
+            frames.append(json.loads(message))
+            server.send(message)
+
+        socket.on_message(page_to_server)
+
+    device.page.route_web_socket("**/api/v1/ws*", through)
+    signed_in_inspector(device)
+    device.page.wait_for_function("() => sync.status.live", timeout=SETTLE_MS)
+    thread_id = str(uuid.uuid4())
+
+    device.js(
+        "id => { for (let i = 0; i < 3; i++) sync.sendTyping(id, 'start'); sync.sendTyping(id, 'stop'); }", thread_id
+    )
+    device.js("id => sync.setViewing(id)", thread_id)
+    until(device.page, lambda: any(frame["type"] == "viewing" for frame in frames))  # sent after the typing
+    typing = [frame["state"] for frame in frames if frame["type"] == "typing"]
+    assert typing == ["start", "stop"]  # three starts within the refresh interval are one
+
+    sockets[0].close(code=4401, reason="signed out")
+    device.page.wait_for_function("() => sync.status.sessionEnded && !sync.status.live", timeout=SETTLE_MS)
+    device.js("id => sync.sendTyping(id, 'start')", thread_id)  # not queued for a later connection
+    assert len(sockets) == 1
+    assert device.js("() => sync.getSession()") is None
