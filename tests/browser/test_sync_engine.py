@@ -231,6 +231,9 @@ class Device:
             if row["data"] is not None
         }
 
+    def has(self, entity: str, entity_id: str) -> bool:
+        return bool(self.js("([entity, id]) => sync.get(entity, id).then(Boolean)", [entity, entity_id]))
+
     def find(self, entity: str, predicate: str) -> Any:
         return self.js(f"async () => (await sync.all({json.dumps(entity)})).find({predicate})")
 
@@ -572,9 +575,7 @@ def test_changes_from_others_arrive_through_the_live_tail_without_a_pull(device:
     message_id = device.server.push(
         "qa.manager", "message.post", {"thread_id": thread["id"], "body": "on my way", "visibility": "internal"}
     )
-    device.page.wait_for_function(
-        "id => sync.get('message', id).then(Boolean)", arg=message_id, timeout=SETTLE_MS, polling=200
-    )
+    until(device.page, lambda: device.has("message", message_id))
     assert pulls == []
     assert device.read_model(user_id) == device.server.fresh_pull("wang.lei")
 
@@ -593,12 +594,10 @@ def test_one_tab_leads_the_others_follow_and_take_over_when_it_closes(
     assert not second.status()["leader"]
 
     batch = second.find("batch", f"b => b.lot_no === {json.dumps(LOT_018)}")
-    queued = [second.enqueue("defect.report", defect(second, batch["id"], "from the follower"))]
-    second.page.wait_for_function(
-        "id => sync.status.outboxCount === 0 && sync.get('defect', id).then(Boolean)",
-        arg=queued[0],
-        timeout=SETTLE_MS,
-    )
+    followed = defect(second, batch["id"], "from the follower")
+    queued = [second.enqueue("defect.report", followed)]
+    # The leader pushed it and pulled it back; the follower re-reads and sees it.
+    until(second.page, lambda: second.status()["outboxCount"] == 0 and second.has("defect", followed["id"]))
     first.page.close()
     second.page.wait_for_function("() => sync.status.leader", timeout=SETTLE_MS)
     queued.append(second.enqueue("defect.report", defect(second, batch["id"], "after the leader left")))
