@@ -179,6 +179,7 @@ class Device:
     def settle(self) -> None:
         """Wait (bounded) until this tab has pushed everything and finished a pull after that."""
         before = self.js("() => sync.status.lastSyncedAt") or 0
+        # What a tablet sees when its Wi-Fi returns: backoff waits end early (a Retry-After never does).
         self.js("() => window.dispatchEvent(new Event('online'))")
         self.page.wait_for_function(
             """before => { const s = sync.status;
