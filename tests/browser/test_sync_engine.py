@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Page, Request, Route
+from playwright.sync_api import Page, Request, Route, WebSocketRoute
 from sqlmodel import col, select
 
 from loopline.core.db import Database
@@ -179,6 +179,7 @@ class Device:
     def settle(self) -> None:
         """Wait (bounded) until this tab has pushed everything and finished a pull after that."""
         before = self.js("() => sync.status.lastSyncedAt") or 0
+        # What a tablet sees when its Wi-Fi returns: backoff waits end early (a Retry-After never does).
         self.js("() => window.dispatchEvent(new Event('online'))")
         self.page.wait_for_function(
             """before => { const s = sync.status;
@@ -231,6 +232,9 @@ class Device:
             if row["data"] is not None
         }
 
+    def has(self, entity: str, entity_id: str) -> bool:
+        return bool(self.js("([entity, id]) => sync.get(entity, id).then(Boolean)", [entity, entity_id]))
+
     def find(self, entity: str, predicate: str) -> Any:
         return self.js(f"async () => (await sync.all({json.dumps(entity)})).find({predicate})")
 
@@ -278,6 +282,15 @@ def pushed_mids(request: Request) -> list[int]:
 
 
 Handler = Callable[[Route, Request], None]
+
+
+def until(page: Page, condition: Callable[[], bool]) -> None:
+    """A bounded wait for something the test's own handlers record (Playwright runs them while it waits)."""
+    for _ in range(SETTLE_MS // 50):
+        if condition():
+            return
+        page.wait_for_timeout(50)
+    raise AssertionError("the condition did not come true")
 
 
 def nth_calls(numbers: set[int], fault: Handler) -> Handler:
@@ -563,9 +576,7 @@ def test_changes_from_others_arrive_through_the_live_tail_without_a_pull(device:
     message_id = device.server.push(
         "qa.manager", "message.post", {"thread_id": thread["id"], "body": "on my way", "visibility": "internal"}
     )
-    device.page.wait_for_function(
-        "id => sync.get('message', id).then(Boolean)", arg=message_id, timeout=SETTLE_MS, polling=200
-    )
+    until(device.page, lambda: device.has("message", message_id))
     assert pulls == []
     assert device.read_model(user_id) == device.server.fresh_pull("wang.lei")
 
@@ -584,12 +595,10 @@ def test_one_tab_leads_the_others_follow_and_take_over_when_it_closes(
     assert not second.status()["leader"]
 
     batch = second.find("batch", f"b => b.lot_no === {json.dumps(LOT_018)}")
-    queued = [second.enqueue("defect.report", defect(second, batch["id"], "from the follower"))]
-    second.page.wait_for_function(
-        "id => sync.status.outboxCount === 0 && sync.get('defect', id).then(Boolean)",
-        arg=queued[0],
-        timeout=SETTLE_MS,
-    )
+    followed = defect(second, batch["id"], "from the follower")
+    queued = [second.enqueue("defect.report", followed)]
+    # The leader pushed it and pulled it back; the follower re-reads and sees it.
+    until(second.page, lambda: second.status()["outboxCount"] == 0 and second.has("defect", followed["id"]))
     first.page.close()
     second.page.wait_for_function("() => sync.status.leader", timeout=SETTLE_MS)
     queued.append(second.enqueue("defect.report", defect(second, batch["id"], "after the leader left")))
@@ -632,3 +641,37 @@ def test_a_client_id_bound_to_another_user_stops_sync_and_leaves_the_outbox_alon
     device.sign_in("wang.lei")  # signing in again is the way out, once the device is straightened out
     device.settle()
     assert_converged(device, "wang.lei", user_id, queued)
+
+
+def test_typing_is_throttled_and_a_signed_out_close_ends_the_session_without_reconnecting(device: Device) -> None:
+    sockets: list[WebSocketRoute] = []
+    frames: list[dict[str, Any]] = []
+
+    def through(socket: WebSocketRoute) -> None:
+        server = socket.connect_to_server()
+        sockets.append(socket)
+
+        def page_to_server(message: str | bytes) -> None:
+            frames.append(json.loads(message))
+            server.send(message)
+
+        socket.on_message(page_to_server)
+
+    device.page.route_web_socket("**/api/v1/ws*", through)
+    signed_in_inspector(device)
+    device.page.wait_for_function("() => sync.status.live", timeout=SETTLE_MS)
+    thread_id = str(uuid.uuid4())
+
+    device.js(
+        "id => { for (let i = 0; i < 3; i++) sync.sendTyping(id, 'start'); sync.sendTyping(id, 'stop'); }", thread_id
+    )
+    device.js("id => sync.setViewing(id)", thread_id)
+    until(device.page, lambda: any(frame["type"] == "viewing" for frame in frames))  # sent after the typing
+    typing = [frame["state"] for frame in frames if frame["type"] == "typing"]
+    assert typing == ["start", "stop"]  # three starts within the refresh interval are one
+
+    sockets[0].close(code=4401, reason="signed out")
+    device.page.wait_for_function("() => sync.status.sessionEnded && !sync.status.live", timeout=SETTLE_MS)
+    device.js("id => sync.sendTyping(id, 'start')", thread_id)  # not queued for a later connection
+    assert len(sockets) == 1
+    assert device.js("() => sync.getSession()") is None

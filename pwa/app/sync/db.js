@@ -36,7 +36,8 @@ export async function openUserDb(userId) {
       db.createObjectStore('rejected', { keyPath: 'id' });
       db.createObjectStore('photos', { keyPath: 'sha256' }).createIndex('state', 'state');
     },
-    // Another tab upgrading the schema needs this one out of its way; it reloads into the new version.
+    // A tab of a newer build upgrading the schema waits until this connection closes: step
+    // aside rather than block it (this tab's writes then fail loudly until it reloads).
     blocking() {
       db.close();
     },

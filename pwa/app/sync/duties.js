@@ -103,7 +103,7 @@ export class LeaderDuties {
   }
 
   sendFrame(frame) {
-    this.#live.send(frame);
+    this.#live.sendFrame(frame);
   }
 
   /** One queue pass; stops are shown in the status, the closing of a queue is no error. */

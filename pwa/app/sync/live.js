@@ -73,7 +73,7 @@ export class LiveTail {
   }
 
   /** A typing, viewing or presence frame; viewing and presence are repeated after a reconnect. */
-  send(frame) {
+  sendFrame(frame) {
     if (frame.type === 'viewing') this.#viewing = frame.thread_id;
     if (frame.type === 'presence') this.#presence = frame.state;
     if (frame.type === 'typing' && !this.#typingDue(frame)) return;
