@@ -675,3 +675,35 @@ def test_typing_is_throttled_and_a_signed_out_close_ends_the_session_without_rec
     device.js("id => sync.sendTyping(id, 'start')", thread_id)  # not queued for a later connection
     assert len(sockets) == 1
     assert device.js("() => sync.getSession()") is None
+
+
+def test_enqueue_refuses_what_the_server_could_never_take_as_part_of_a_request(device: Device) -> None:
+    signed_in_inspector(device)
+    refused = device.js(
+        """async () => {
+            const nested = (levels) => (levels === 0 ? 'leaf' : { inner: nested(levels - 1) });
+            const cyclic = {}; cyclic.self = cyclic;
+            const cases = {
+                too_deep: { thread_id: newId(), body: 'x', mentions: nested(32) },
+                not_finite: { value: Number.NaN },
+                cyclic,
+                a_blob: { photo: new Blob(['x']) },
+                too_large: { body: 'x'.repeat(1024 * 1024) },
+            };
+            const codes = {};
+            for (const [name, args] of Object.entries(cases)) {
+                try { await sync.enqueue('message.post', args); codes[name] = 'queued'; }
+                catch (error) { codes[name] = error.code; }
+            }
+            codes.at_the_limit = await sync.enqueue('message.post', { body: 'x', mentions: nested(31) }).then(() => 'queued');
+            return codes;
+        }"""
+    )
+    assert refused == {
+        "too_deep": "unsendable",
+        "not_finite": "unsendable",
+        "cyclic": "unsendable",
+        "a_blob": "unsendable",
+        "too_large": "too_large",
+        "at_the_limit": "queued",
+    }

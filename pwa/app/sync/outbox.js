@@ -12,6 +12,8 @@ export const SCHEMA_VERSION = 1;
 export const MAX_MUTATIONS_PER_PUSH = 500;
 export const MAX_PUSH_BYTES = 1024 * 1024;
 const MAX_NAME_LENGTH = 64;
+// As the server (and the Python engine): args nested deeper are refused, so never queued.
+const MAX_ARGS_DEPTH = 32;
 const encoder = new TextEncoder();
 
 /** The byte length of `value` as the transport will send it. */
@@ -34,7 +36,7 @@ export function newId() {
  * Refuses what JSON would silently change (undefined, NaN, Dates, Blobs, class instances)
  * or cannot encode (cycles, BigInt): the server must receive exactly what the view queued.
  */
-function checkPlainJson(value, path, seen) {
+function checkPlainJson(value, path, seen, depth = 1) {
   if (value === null || typeof value === 'string' || typeof value === 'boolean') return;
   if (typeof value === 'number') {
     if (!Number.isFinite(value)) throw unsendable(`${path} is ${value}, which JSON cannot carry`);
@@ -42,12 +44,13 @@ function checkPlainJson(value, path, seen) {
   }
   if (typeof value !== 'object') throw unsendable(`${path} is a ${typeof value}, which JSON cannot carry`);
   if (seen.has(value)) throw unsendable(`${path} refers back to itself`);
+  if (depth > MAX_ARGS_DEPTH) throw unsendable(`${path} nests deeper than ${MAX_ARGS_DEPTH} levels`);
   const proto = Object.getPrototypeOf(value);
   if (!Array.isArray(value) && proto !== Object.prototype && proto !== null) {
     throw unsendable(`${path} is a ${value.constructor?.name ?? 'non-plain object'}; photos go through addPhoto()`);
   }
   seen.add(value);
-  for (const [key, item] of Object.entries(value)) checkPlainJson(item, `${path}.${key}`, seen);
+  for (const [key, item] of Object.entries(value)) checkPlainJson(item, `${path}.${key}`, seen, depth + 1);
   seen.delete(value);
 }
 
