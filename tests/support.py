@@ -123,13 +123,13 @@ def cli(settings: Settings, *args: str, check: bool = True) -> subprocess.Comple
 
 
 @contextlib.contextmanager
-def running_server(settings: Settings, *extra_env: tuple[str, str]) -> Iterator[str]:
-    """A real `loopline serve` process on a free port; yields its base URL.
+def running_server(settings: Settings, *extra_env: tuple[str, str], port: int | None = None) -> Iterator[str]:
+    """A real `loopline serve` process on `port` (a free one by default); yields its base URL.
 
     Its output goes to a file in the data directory (a pipe nobody reads would fill up
     and stall the server), and is shown if the server fails to start.
     """
-    port = free_port()
+    port = port or free_port()
     env = {
         **os.environ,
         "LOOPLINE_DATABASE_URL": settings.database_url,

@@ -29,6 +29,11 @@ ROLES = {
 # "not found"); master data changes are for admins.
 POLICY: dict[str, Access] = {
     "health": "public",
+    # The web app: its shell, service worker, manifest and static files hold no data.
+    "web_shell": "public",
+    "web_service_worker": "public",
+    "web_manifest": "public",
+    "web_asset": "public",
     "login": "public",
     "refresh_token": "public",
     "logout": "signed_in",

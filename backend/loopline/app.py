@@ -14,7 +14,6 @@ from litestar.datastructures import State
 from litestar.middleware.base import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
-from litestar.response import Redirect
 from pydantic import BaseModel
 from redis.asyncio import Redis
 from sqlalchemy import func, select, text
@@ -53,6 +52,9 @@ from loopline.realtime.hub import CHANNELS, HubSettings
 from loopline.realtime.sessions import make_hub
 from loopline.syncing.controllers import controllers as sync_controllers
 from loopline.threads.controllers import controllers as thread_controllers
+from loopline.webapp import routes as webapp
+from loopline.webapp.build import Build
+from loopline.webapp.docs import swagger_ui
 
 API_PREFIX = "/api/v1"
 PUBLIC_PATHS = [f"^{API_PREFIX}/health$", "^/schema", f"^{API_PREFIX}/auth/(login|refresh)$"]
@@ -79,12 +81,6 @@ async def health(state: State) -> Health:
         version=__version__,
         database={"dialect": runtime.db.dialect, "revision": revision, "change_log_seq": last_seq},
     )
-
-
-@get("/", operation_id="index", exclude_from_auth=True, include_in_schema=False)
-async def index() -> Redirect:
-    """Until the web app lands, the front door leads to the API documentation."""
-    return Redirect("/schema")
 
 
 def channels_backend(settings: Settings) -> ChannelsBackend:
@@ -128,6 +124,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     )
     runtime.after_commit.append(hub.ring)
     runtime.on_sessions_ended.append(hub.end_sessions)
+    build = Build.load(settings.pwa_dir)
 
     async def load_principal(claims: dict[str, Any]) -> Principal | None:
         return await people_service.load_principal(runtime, claims)
@@ -166,7 +163,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         ],
     )
     return Litestar(
-        route_handlers=[index, health, api],
+        route_handlers=[*webapp.route_handlers, health, api],
         dependencies=dependencies,
         exception_handlers=exception_handlers,
         before_request=guard_request_input,
@@ -184,6 +181,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
                 "blobs": blobs,
                 "loop_lag": loop_lag,
                 "hub": hub,
+                "build": build,
             }
         ),
         plugins=[channels],
@@ -204,6 +202,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
                 security_schemes={"BearerToken": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT")}
             ),
             security=[{"BearerToken": []}],
+            render_plugins=[swagger_ui(build)],
         ),
         debug=False,
     )

@@ -81,6 +81,8 @@ class Settings:
     # Comma-separated crash points for the fault-injection tests (e.g. "kill_after_push_commit");
     # empty in every real deployment.
     fault_injection: str = ""
+    # The web app's files (index.html, sw.js, app/, vendor/); read once at start-up.
+    pwa_dir: Path = Path(__file__).resolve().parents[3] / "pwa"
 
     def injects(self, fault: str) -> bool:
         return fault in self.fault_injection.split(",")

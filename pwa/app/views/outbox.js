@@ -1,0 +1,74 @@
+// What this device holds for the server: changes not sent yet (oldest first) and changes the
+// server refused, each with the server's reason. A refused change is never dropped silently:
+// it stays here until the person who made it discards it.
+import { useEffect, useState } from 'preact/hooks';
+import { html } from '../html.js';
+import { t, hasString, formatDuration } from '../i18n/index.js';
+import { formatDateTime } from '../i18n/format.js';
+import { client } from '../state/client.js';
+import { now } from '../state/clock.js';
+import { sync } from '../state/session.js';
+import { Badge } from '../ui/badge.js';
+
+// A line that says what a queued change is, in the words of the screen that made it.
+function describe(entry) {
+  const { name, args } = entry;
+  const label = hasString(`mutation.${name}`) ? t(`mutation.${name}`) : name;
+  const detail = args.body ?? args.description ?? args.lot_no ?? args.to ?? '';
+  return detail ? `${label}: ${detail}` : label;
+}
+
+function errorText(error) {
+  // Known codes in the reader's language; the server's own words for the rest.
+  return hasString(`error.${error.code}`) ? t(`error.${error.code}`, error.details ?? {}) : (error.message ?? error.code);
+}
+
+export function OutboxScreen() {
+  const [queued, setQueued] = useState([]);
+  useEffect(() => {
+    const load = () => client.queued().then(setQueued);
+    load();
+    client.addEventListener('status', load);
+    return () => client.removeEventListener('status', load);
+  }, []);
+  const rejected = sync.value.rejected ?? [];
+
+  return html`
+    <section class="screen">
+      <h1>${t('outbox.title')}</h1>
+      <h2>${t('outbox.refused')}</h2>
+      ${!rejected.length && html`<p class="muted">${t('outbox.refused.none')}</p>`}
+      <ul class="rows" aria-label=${t('outbox.refused')}>
+        ${rejected.map(
+          (entry) => html`
+            <li key=${entry.id} class="row row--static row--refused">
+              <span class="row__main">
+                <span class="row__title">${describe(entry)}</span>
+                <span class="row__meta">${t('outbox.reason', { reason: errorText(entry.error) })}</span>
+                <span class="row__meta">${formatDateTime(entry.queuedAt)}</span>
+              </span>
+              <button class="button button--secondary" type="button" onClick=${() => client.discardRejected(entry.id)}>
+                ${t('outbox.discard')}
+              </button>
+            </li>
+          `,
+        )}
+      </ul>
+      <h2>${t('outbox.unsent')}</h2>
+      ${!queued.length && html`<p class="muted">${t('status.unsent.none')}</p>`}
+      <ul class="rows" aria-label=${t('outbox.unsent')}>
+        ${queued.map(
+          (entry) => html`
+            <li key=${entry.id} class="row row--static">
+              <span class="row__main">
+                <span class="row__title">${describe(entry)}</span>
+                <span class="row__meta">${t('outbox.waiting', { age: formatDuration(now.value - entry.queuedAt) })}</span>
+              </span>
+              <${Badge} status="pending" label=${t('queue.not_sent')} />
+            </li>
+          `,
+        )}
+      </ul>
+    </section>
+  `;
+}

@@ -1,0 +1,31 @@
+// Which view shows a route: `#/batches`, `#/batches/<id>`, `#/batches/<id>/inspect`,
+// `#/batches/<id>/defect`, `#/threads`, `#/threads/<id>`, `#/outbox`.
+import { html } from '../html.js';
+import { routeArgs } from '../state/route.js';
+import { ComingScreen } from './coming.js';
+import { BatchesScreen } from './inspector/batches.js';
+import { BatchScreen } from './inspector/batch.js';
+import { InspectScreen } from './inspector/inspect.js';
+import { DefectScreen } from './inspector/defect.js';
+import { ThreadsScreen } from './threads/list.js';
+import { ThreadScreen } from './threads/thread.js';
+import { OutboxScreen } from './outbox.js';
+
+const BATCH_SCREENS = { inspect: InspectScreen, defect: DefectScreen };
+
+export function Screen({ name }) {
+  const [id, sub] = routeArgs.value;
+  switch (name) {
+    case 'batches': {
+      if (!id) return html`<${BatchesScreen} />`;
+      const View = BATCH_SCREENS[sub] ?? BatchScreen;
+      return html`<${View} key=${`${id}/${sub ?? ''}`} batchId=${id} />`;
+    }
+    case 'threads':
+      return id ? html`<${ThreadScreen} key=${id} threadId=${id} />` : html`<${ThreadsScreen} />`;
+    case 'outbox':
+      return html`<${OutboxScreen} />`;
+    default:
+      return html`<${ComingScreen} name=${name} />`;
+  }
+}

@@ -1,0 +1,224 @@
+// One thread: its subject on top, the messages (photos inline; internal notes and messages
+// the customer sees told apart at a glance), who is typing, who has read what, and the
+// composer. A message sent offline shows as not sent yet and goes when the network returns.
+import { useEffect, useRef, useState } from 'preact/hooks';
+import { html } from '../../html.js';
+import { t } from '../../i18n/index.js';
+import { formatDateTime } from '../../i18n/format.js';
+import { client, newId } from '../../state/client.js';
+import { byId, useQueued, useRecords } from '../../state/records.js';
+import { href } from '../../state/route.js';
+import { sync, user } from '../../state/session.js';
+import { Badge } from '../../ui/badge.js';
+import { Photo, PhotoPicker } from '../../ui/photos.js';
+import { isLive, summarize } from './model.js';
+
+const ENTITIES = ['thread', 'thread_participant', 'message', 'user', 'attachment', 'nonconformance'];
+const TYPING_EXPIRES_MS = 12_000; // as the server: typing ends 12 s after its last refresh
+const STAFF_WHO_PUBLISH = new Set(['service_rep', 'supervisor', 'admin']);
+const CUSTOMER_SUBJECTS = new Set(['case', 'advisory']);
+
+// Who is typing in this thread, from the live tail's `typing` frames.
+function useTyping(threadId, me) {
+  const [typing, setTyping] = useState(new Map());
+  useEffect(() => {
+    const timers = new Map();
+    const stop = (userId) => {
+      clearTimeout(timers.get(userId));
+      timers.delete(userId);
+      setTyping((current) => {
+        const next = new Map(current);
+        next.delete(userId);
+        return next;
+      });
+    };
+    const onTyping = ({ detail }) => {
+      if (detail.thread_id !== threadId || detail.user_id === me) return;
+      if (detail.state !== 'start') return stop(detail.user_id);
+      clearTimeout(timers.get(detail.user_id));
+      timers.set(detail.user_id, setTimeout(() => stop(detail.user_id), TYPING_EXPIRES_MS));
+      setTyping((current) => new Map(current).set(detail.user_id, true));
+    };
+    client.addEventListener('typing', onTyping);
+    return () => {
+      client.removeEventListener('typing', onTyping);
+      timers.forEach(clearTimeout);
+    };
+  }, [threadId, me]);
+  return [...typing.keys()];
+}
+
+// Where the subject lives in the app (a nonconformance is shown on its batch's page).
+function subjectLink(thread, records) {
+  if (thread.subject_type === 'nonconformance') {
+    const nc = records.nonconformance?.find((row) => row.id === thread.subject_id);
+    if (nc?.batch_ids?.length) return href('batches', nc.batch_ids[0]);
+  }
+  return null;
+}
+
+function Message({ message, author, mine, photos, readers }) {
+  return html`
+    <li class="message message--${message.visibility} ${mine ? 'message--mine' : ''}">
+      <div class="message__head">
+        <strong>${author}</strong>
+        <time datetime=${message.created_at}>${formatDateTime(message.created_at)}</time>
+        <${Badge} status=${message.visibility} label=${t(`message.visibility.${message.visibility}`)} />
+      </div>
+      <p class="message__body">${message.body}</p>
+      ${photos.length > 0 &&
+      html`<div class="message__photos">${photos.map((hash, i) => html`<${Photo} key=${hash} sha256=${hash} size="display" alt=${t('photos.nth', { count: i + 1 })} />`)}</div>`}
+      ${readers && html`<p class="message__read">${readers}</p>`}
+    </li>
+  `;
+}
+
+function PendingMessage({ entry, online }) {
+  return html`
+    <li class="message message--${entry.args.visibility} message--mine message--pending">
+      <div class="message__head">
+        <strong>${t('thread.you')}</strong>
+        <${Badge} status="pending" label=${online ? t('queue.sending') : t('queue.not_sent')} />
+      </div>
+      <p class="message__body">${entry.args.body}</p>
+      ${entry.args.photo_hashes?.length > 0 &&
+      html`<div class="message__photos">${entry.args.photo_hashes.map((hash, i) => html`<${Photo} key=${hash} sha256=${hash} size="thumb" alt=${t('photos.nth', { count: i + 1 })} />`)}</div>`}
+    </li>
+  `;
+}
+
+function Composer({ thread, canPublish }) {
+  const [body, setBody] = useState('');
+  const [toCustomer, setToCustomer] = useState(false);
+  const [photos, setPhotos] = useState([]);
+  const [error, setError] = useState(null);
+
+  async function send(event) {
+    event.preventDefault();
+    const text = body.trim();
+    if (!text) return;
+    if (toCustomer && !confirm(t('thread.publish.confirm'))) return;
+    try {
+      await client.enqueue('message.post', {
+        id: newId(),
+        thread_id: thread.id,
+        body: text,
+        visibility: toCustomer ? 'customer' : 'internal',
+        photo_hashes: photos,
+      });
+      client.sendTyping(thread.id, 'stop');
+      setBody('');
+      setPhotos([]);
+      setToCustomer(false);
+      setError(null);
+    } catch (failure) {
+      setError(failure.message);
+    }
+  }
+
+  return html`
+    <form class="composer ${toCustomer ? 'composer--customer' : ''}" onSubmit=${send}>
+      <label class="field__label" for="message-body">${t('thread.message')}</label>
+      <textarea
+        class="field__input field__input--area"
+        id="message-body"
+        rows="2"
+        value=${body}
+        onInput=${(event) => {
+          setBody(event.currentTarget.value);
+          client.sendTyping(thread.id, event.currentTarget.value ? 'start' : 'stop');
+        }}
+        onKeyDown=${(event) => {
+          if (event.key === 'Enter' && (event.ctrlKey || event.metaKey)) send(event);
+        }}
+      ></textarea>
+      ${canPublish &&
+      html`<label class="check">
+        <input type="checkbox" checked=${toCustomer} onChange=${(event) => setToCustomer(event.currentTarget.checked)} />
+        ${t('thread.publish')}
+      </label>`}
+      ${toCustomer && html`<p class="notice notice--info">${t('thread.publish.notice')}</p>`}
+      <div class="composer__actions">
+        <${PhotoPicker} hashes=${photos} onChange=${setPhotos} />
+        <button class="button button--primary" type="submit">${t('thread.send')}</button>
+      </div>
+      ${error && html`<p class="notice notice--danger" role="alert">${error}</p>`}
+    </form>
+  `;
+}
+
+export function ThreadScreen({ threadId }) {
+  const { ready, data } = useRecords(ENTITIES);
+  const queued = useQueued('message.post');
+  const me = user.value.id;
+  const typing = useTyping(threadId, me);
+  const log = useRef(null);
+  const readUpTo = useRef(0);
+  const thread = (data.thread ?? []).find((row) => row.id === threadId);
+  const messages = (data.message ?? []).filter((row) => row.thread_id === threadId && isLive(row)).sort((a, b) => a.thread_seq - b.thread_seq);
+  const participants = (data.thread_participant ?? []).filter((row) => row.thread_id === threadId);
+  const pending = queued.filter((entry) => entry.args.thread_id === threadId);
+  const lastSeq = messages[messages.length - 1]?.thread_seq ?? 0;
+
+  useEffect(() => {
+    client.setViewing(threadId);
+    return () => client.setViewing(null);
+  }, [threadId]);
+
+  // Reading the thread on screen marks it read (queued like any change, so offline too).
+  useEffect(() => {
+    if (!thread) return;
+    const { readSeq } = summarize(thread, messages, participants, me);
+    if (lastSeq > Math.max(readSeq, readUpTo.current) && document.visibilityState === 'visible') {
+      readUpTo.current = lastSeq;
+      client.enqueue('thread.read', { thread_id: threadId, up_to_seq: lastSeq }).catch(() => {});
+    }
+  }, [thread, lastSeq]);
+
+  useEffect(() => {
+    log.current?.scrollTo({ top: log.current.scrollHeight });
+  }, [messages.length, pending.length]);
+
+  if (!ready) return html`<p class="loading">${t('app.loading')}</p>`;
+  if (!thread) return html`<section class="screen"><p class="notice notice--warn">${t('thread.missing')}</p><a class="button button--secondary" href=${href('threads')}>${t('thread.back')}</a></section>`;
+
+  const people = byId(data.user);
+  const nameOf = (id) => (id === me ? t('thread.you') : (people.get(id)?.display_name ?? t('thread.someone')));
+  const photosOf = (messageId) =>
+    (data.attachment ?? []).filter((row) => row.entity_type === 'message' && row.entity_id === messageId && row.state !== 'rejected').map((row) => row.sha256);
+  const lastMine = [...messages].reverse().find((message) => message.author_id === me);
+  const readersOfLastMine =
+    lastMine &&
+    participants.filter((row) => row.user_id !== me && row.read_seq >= lastMine.thread_seq).map((row) => nameOf(row.user_id));
+  const subject = subjectLink(thread, data);
+  const canPublish = STAFF_WHO_PUBLISH.has(user.value.role) && CUSTOMER_SUBJECTS.has(thread.subject_type);
+
+  return html`
+    <section class="screen thread">
+      <a class="back" href=${href('threads')}>${t('thread.back')}</a>
+      <header class="thread__subject">
+        <span class="thread__kind">${t(`subject.${thread.subject_type}`)}</span>
+        <h1>${thread.title}</h1>
+        ${subject && html`<a class="button button--secondary" href=${subject}>${t('thread.open_subject')}</a>`}
+      </header>
+      <div class="thread__log" ref=${log} role="log" aria-live="polite" aria-relevant="additions" aria-label=${t('thread.messages')} tabindex="0">
+        <ol class="thread__messages">
+        ${!messages.length && !pending.length && html`<li class="muted">${t('thread.empty')}</li>`}
+        ${messages.map(
+          (message) => html`<${Message}
+            key=${message.id}
+            message=${message}
+            author=${nameOf(message.author_id)}
+            mine=${message.author_id === me}
+            photos=${photosOf(message.id)}
+            readers=${message === lastMine && readersOfLastMine.length ? t('thread.read_by', { names: readersOfLastMine.join(', ') }) : null}
+          />`,
+        )}
+        ${pending.map((entry) => html`<${PendingMessage} key=${entry.id} entry=${entry} online=${sync.value.online} />`)}
+        </ol>
+      </div>
+      <p class="thread__typing" aria-live="polite">${typing.length ? t('thread.typing', { names: typing.map(nameOf).join(', ') }) : ''}</p>
+      <${Composer} thread=${thread} canPublish=${canPublish} />
+    </section>
+  `;
+}

@@ -1,0 +1,1 @@
+"""Browser tests: a real `loopline serve` and Debian's Chromium driven by Playwright."""
