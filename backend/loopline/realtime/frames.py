@@ -13,6 +13,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from loopline_sync import SCHEMA_VERSION
+from loopline_sync.protocol import Change
 
 # Application close codes (4000-4999). The client reconnects after 4008 and 1001, and
 # fetches a new ticket after 4401.
@@ -69,6 +70,19 @@ def parse_client_frame(text: str | bytes) -> ClientFrame:
         return _client_frame.validate_json(text)
     except ValidationError as exc:
         raise BadFrame(exc.errors(include_url=False, include_context=False)[0]["msg"]) from exc
+
+
+def encode_change(change: Change) -> bytes:
+    return orjson.dumps(
+        {
+            "seq": change.seq,
+            "entity": change.entity,
+            "id": change.id,
+            "op": change.op,
+            "version": change.version,
+            "data": change.data,
+        }
+    )
 
 
 def changes_frame(changes: list[bytes], cursor: str) -> bytes:
