@@ -17,6 +17,8 @@ from sqlmodel import col, select
 
 from loopline.core.runtime import Runtime
 from loopline.customer.models import Advisory, AdvisoryRecipient, Case
+from loopline.customer.projections import for_customer
+from loopline_sync.protocol import Change
 from tests.conftest import Login
 from tests.customer_views import CUSTOMER_FIELDS, shapes_outside_the_views
 from tests.live_helpers import Live, User
@@ -249,3 +251,33 @@ async def test_a_customers_live_tail_carries_their_views_and_the_advisory_once_s
     _assert_customer_shaped(resumed.changes)
     for live in (rep, customer, resumed):
         await live.close()
+
+
+# -- leaving a customer's view ----------------------------------------------------------------
+
+
+def _change(entity: str, op: str, version: int, data: dict[str, Any] | None = None) -> Change:
+    return Change(seq=version, entity=entity, id="x", op=op, version=version, data=data)
+
+
+def test_a_row_that_leaves_a_customers_view_arrives_as_a_delete() -> None:
+    proposed = {"status": "proposed", "amount": "10.00", **dict.fromkeys(CUSTOMER_FIELDS["remedy"], "")}
+    approved = {**proposed, "status": "approved"}
+    # A remedy approved, then (say) taken back to proposed: the customer's copy is removed.
+    shown = for_customer(_change("remedy", "put", 2, approved), frozenset())
+    assert shown is not None
+    assert (shown.op, set(shown.data or {})) == ("put", CUSTOMER_FIELDS["remedy"])
+    assert for_customer(_change("remedy", "put", 3, proposed), frozenset()) == _change("remedy", "delete", 3)
+    # A case moved to another account is deleted in its old scope by the unit of work: it passes as it is.
+    assert for_customer(_change("case", "delete", 4), frozenset()) == _change("case", "delete", 4)
+    # Entities without a customer view never reach a customer, not even as deletes.
+    for internal in ("inspection", "nonconformance", "entitlement_rule", "plant"):
+        assert for_customer(_change(internal, "put", 1, {"id": "x"}), frozenset()) is None
+        assert for_customer(_change(internal, "delete", 2), frozenset()) is None
+    # A staff photo on a case is not the customer's; theirs is.
+    photo = {**dict.fromkeys(CUSTOMER_FIELDS["attachment"], ""), "entity_type": "case", "uploaded_by": "rep"}
+    customers = frozenset({"gil"})
+    assert for_customer(_change("attachment", "put", 1, photo), customers) == _change("attachment", "delete", 1)
+    mine = for_customer(_change("attachment", "put", 1, {**photo, "uploaded_by": "gil"}), customers)
+    assert mine is not None
+    assert mine.op == "put"
