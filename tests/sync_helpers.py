@@ -12,7 +12,9 @@ from sqlmodel import select
 
 from loopline.core.access import Principal, ScopedEntity
 from loopline.core.runtime import Runtime
+from loopline.customer.projections import customer_user_ids, for_customer
 from loopline.people.service import load_principal
+from loopline_sync.protocol import Change
 
 ReadModel = dict[tuple[str, str], tuple[int, dict[str, Any]]]
 
@@ -84,12 +86,18 @@ def _tables(base: type[ScopedEntity] = ScopedEntity) -> list[type[ScopedEntity]]
 
 
 async def server_state(runtime: Runtime, principal: Principal) -> ReadModel:
-    """The user's readable state, read from the domain tables (not from the change log)."""
+    """The user's readable state, read from the domain tables (not from the change log); a
+    customer's in their customer views."""
     state: ReadModel = {}
     async with runtime.db.read_session() as session:
+        customer_users = frozenset(await session.scalars(customer_user_ids()))
         for model in _tables():
             for row in await session.scalars(select(model).where(model.read_filter(principal))):
-                state[(model.__entity__, row.id)] = (row.version, row.public_data())
+                data = row.public_data()
+                change = Change(seq=0, entity=model.__entity__, id=row.id, op="put", version=row.version, data=data)
+                shown = change if principal.is_staff else for_customer(change, customer_users)
+                if shown is not None and shown.op == "put":
+                    state[(model.__entity__, row.id)] = (row.version, shown.data or {})
     return _newest_messages_only(state)
 
 

@@ -12,6 +12,7 @@ from sqlmodel import select
 from loopline.core.runtime import Runtime
 from loopline.threads.models import SubjectType, Thread
 from tests.conftest import Login
+from tests.customer_views import CUSTOMER_FIELDS
 from tests.loop_helpers import LOT_018, demo_ids, lot_018_under_advisory
 from tests.sync_helpers import Device, new_id
 
@@ -67,21 +68,8 @@ async def test_a_customer_sees_the_lot_the_advisory_and_what_is_published_to_the
     assert response.status_code == 200, response.text
     context = response.json()
     assert set(context) == {"case", "product", "lot", "advisories", "messages", "attachments"}
-    assert set(context["case"]) == {
-        "id",
-        "number",
-        "title",
-        "description",
-        "origin",
-        "status",
-        "severity",
-        "category_code",
-        "lot_no_reported",
-        "created_at",
-        "first_response_at",
-        "resolved_at",
-        "resolution",
-    }
+    assert set(context["case"]) == CUSTOMER_FIELDS["case"]
+    assert set(context["product"]) == CUSTOMER_FIELDS["product_model"]
     assert context["lot"] == {
         "lot_no": LOT_018,
         "received": [{"number": "SH-5536", "shipped_at": context["lot"]["received"][0]["shipped_at"], "qty": 800}],
@@ -89,6 +77,10 @@ async def test_a_customer_sees_the_lot_the_advisory_and_what_is_published_to_the
     assert context["product"]["sku"] == "HLD-200"
     [advisory] = context["advisories"]
     assert (advisory["status"], advisory["lot_nos"]) == ("sent", [LOT_018])
+    # The drafted summary counts the accounts that received the lot: staff's business.
+    assert set(advisory) == CUSTOMER_FIELDS["advisory"] | {"lot_nos", "recipients"}
+    assert {key for recipient in advisory["recipients"] for key in recipient} == CUSTOMER_FIELDS["advisory_recipient"]
+    assert [set(a) for a in context["attachments"]] == [CUSTOMER_FIELDS["attachment"]]
     assert [m["body"] for m in context["messages"]] == ["We are sending replacements."]
     assert [a["sha256"] for a in context["attachments"]] == [PHOTO["customer"]]
 

@@ -26,6 +26,13 @@ from loopline.core.admin_crud import master_data_controller
 from loopline.core.api import Cursor, IdFilter, Limit, PrincipalDep, SessionDep
 from loopline.core.pagination import Page, equal_filters, get_readable, list_readable
 from loopline.core.time_zones import require_known_time_zone
+from loopline.customer.projections import (
+    CustomerComplaintCategory,
+    CustomerProductModel,
+    filters_for,
+    page_shown_to,
+    shown_to,
+)
 
 
 class PlantController(Controller):
@@ -77,21 +84,17 @@ class ProductModelController(Controller):
         family: FromQuery[str | None] = None,
         cursor: Cursor = None,
         limit: Limit = 50,
-    ) -> Page[ProductModel]:
-        return await list_readable(
-            session,
-            ProductModel,
-            principal,
-            where=equal_filters(ProductModel, sku=sku, family=family),
-            cursor=cursor,
-            limit=limit,
-        )
+    ) -> Page[ProductModel] | Page[CustomerProductModel]:
+        where = filters_for(principal, ProductModel, sku=sku, family=family)
+        page = await list_readable(session, ProductModel, principal, where=where, cursor=cursor, limit=limit)
+        return page_shown_to(principal, page, CustomerProductModel)
 
     @get("/{product_model_id:str}", operation_id="get_product_model")
     async def get_product_model(
         self, session: SessionDep, principal: PrincipalDep, product_model_id: FromPath[str]
-    ) -> ProductModel:
-        return await get_readable(session, ProductModel, principal, product_model_id)
+    ) -> ProductModel | CustomerProductModel:
+        model = await get_readable(session, ProductModel, principal, product_model_id)
+        return shown_to(principal, model, CustomerProductModel)
 
 
 class InspectionPlanDetail(BaseModel):
@@ -143,8 +146,9 @@ class ReferenceDataController(Controller):
     @get("/complaint-categories", operation_id="list_complaint_categories")
     async def list_complaint_categories(
         self, session: SessionDep, principal: PrincipalDep, cursor: Cursor = None, limit: Limit = 500
-    ) -> Page[ComplaintCategory]:
-        return await list_readable(session, ComplaintCategory, principal, cursor=cursor, limit=limit)
+    ) -> Page[ComplaintCategory] | Page[CustomerComplaintCategory]:
+        page = await list_readable(session, ComplaintCategory, principal, cursor=cursor, limit=limit)
+        return page_shown_to(principal, page, CustomerComplaintCategory)
 
     @get("/defect-category-map", operation_id="list_defect_category_map")
     async def list_category_map(

@@ -15,7 +15,7 @@ from loopline.catalog.models import Severity
 from loopline.core.admin_crud import master_data_controller
 from loopline.core.api import Cursor, IdFilter, Limit, PrincipalDep, SessionDep
 from loopline.core.errors import AppError
-from loopline.core.pagination import Page, equal_filters, get_readable, list_readable
+from loopline.core.pagination import Page, get_readable, list_readable
 from loopline.customer.models import (
     Account,
     Advisory,
@@ -29,6 +29,20 @@ from loopline.customer.models import (
     Shipment,
     ShipmentLine,
     Tier,
+)
+from loopline.customer.projections import (
+    CustomerAccount,
+    CustomerAdvisory,
+    CustomerAdvisoryRecipient,
+    CustomerCase,
+    CustomerContact,
+    CustomerShipment,
+    CustomerShipmentLine,
+    filters_for,
+    get_shown,
+    page_shown_to,
+    published_to,
+    shown_to,
 )
 from loopline.quality.models import Batch
 
@@ -48,13 +62,18 @@ class AccountController(Controller):
         account_manager_id: IdFilter = None,
         cursor: Cursor = None,
         limit: Limit = 50,
-    ) -> Page[Account]:
-        where = equal_filters(Account, code=code, tier=tier, region=region, account_manager_id=account_manager_id)
-        return await list_readable(session, Account, principal, where=where, cursor=cursor, limit=limit)
+    ) -> Page[Account] | Page[CustomerAccount]:
+        where = filters_for(
+            principal, Account, code=code, tier=tier, region=region, account_manager_id=account_manager_id
+        )
+        page = await list_readable(session, Account, principal, where=where, cursor=cursor, limit=limit)
+        return page_shown_to(principal, page, CustomerAccount)
 
     @get("/{account_id:str}", operation_id="get_account")
-    async def get_account(self, session: SessionDep, principal: PrincipalDep, account_id: FromPath[str]) -> Account:
-        return await get_readable(session, Account, principal, account_id)
+    async def get_account(
+        self, session: SessionDep, principal: PrincipalDep, account_id: FromPath[str]
+    ) -> Account | CustomerAccount:
+        return shown_to(principal, await get_readable(session, Account, principal, account_id), CustomerAccount)
 
 
 class ContactController(Controller):
@@ -69,19 +88,21 @@ class ContactController(Controller):
         account_id: IdFilter = None,
         cursor: Cursor = None,
         limit: Limit = 50,
-    ) -> Page[Contact]:
-        return await list_readable(
-            session, Contact, principal, where=equal_filters(Contact, account_id=account_id), cursor=cursor, limit=limit
-        )
+    ) -> Page[Contact] | Page[CustomerContact]:
+        where = filters_for(principal, Contact, account_id=account_id)
+        page = await list_readable(session, Contact, principal, where=where, cursor=cursor, limit=limit)
+        return page_shown_to(principal, page, CustomerContact)
 
     @get("/{contact_id:str}", operation_id="get_contact")
-    async def get_contact(self, session: SessionDep, principal: PrincipalDep, contact_id: FromPath[str]) -> Contact:
-        return await get_readable(session, Contact, principal, contact_id)
+    async def get_contact(
+        self, session: SessionDep, principal: PrincipalDep, contact_id: FromPath[str]
+    ) -> Contact | CustomerContact:
+        return shown_to(principal, await get_readable(session, Contact, principal, contact_id), CustomerContact)
 
 
 class ShipmentDetail(BaseModel):
-    shipment: Shipment
-    lines: list[ShipmentLine]
+    shipment: Shipment | CustomerShipment
+    lines: list[ShipmentLine] | list[CustomerShipmentLine]
 
 
 class ShipmentController(Controller):
@@ -98,15 +119,18 @@ class ShipmentController(Controller):
         batch_id: IdFilter = None,
         cursor: Cursor = None,
         limit: Limit = 50,
-    ) -> Page[Shipment]:
-        where = equal_filters(Shipment, account_id=account_id, number=number)
+    ) -> Page[Shipment] | Page[CustomerShipment]:
+        where = filters_for(principal, Shipment, account_id=account_id, number=number)
         if batch_id is not None:
+            # Refused to a customer, as their lines show no batch: the filter would name it.
+            filters_for(principal, ShipmentLine, batch_id=batch_id)
             where.append(
                 col(Shipment.id).in_(
                     select(col(ShipmentLine.shipment_id)).where(col(ShipmentLine.batch_id) == batch_id)
                 )
             )
-        return await list_readable(session, Shipment, principal, where=where, cursor=cursor, limit=limit)
+        page = await list_readable(session, Shipment, principal, where=where, cursor=cursor, limit=limit)
+        return page_shown_to(principal, page, CustomerShipment)
 
     @get("/{shipment_id:str}", operation_id="get_shipment")
     async def get_shipment(
@@ -114,7 +138,10 @@ class ShipmentController(Controller):
     ) -> ShipmentDetail:
         shipment = await get_readable(session, Shipment, principal, shipment_id)
         lines = await session.scalars(select(ShipmentLine).where(col(ShipmentLine.shipment_id) == shipment.id))
-        return ShipmentDetail(shipment=shipment, lines=list(lines))
+        return ShipmentDetail(
+            shipment=shown_to(principal, shipment, CustomerShipment),
+            lines=[shown_to(principal, line, CustomerShipmentLine) for line in lines],
+        )
 
 
 class CaseController(Controller):
@@ -135,8 +162,9 @@ class CaseController(Controller):
         assignee_id: IdFilter = None,
         cursor: Cursor = None,
         limit: Limit = 50,
-    ) -> Page[Case]:
-        where = equal_filters(
+    ) -> Page[Case] | Page[CustomerCase]:
+        where = filters_for(
+            principal,
             Case,
             account_id=account_id,
             number=number,
@@ -146,16 +174,19 @@ class CaseController(Controller):
             nc_id=nc_id,
             assignee_id=assignee_id,
         )
-        return await list_readable(session, Case, principal, where=where, cursor=cursor, limit=limit)
+        page = await list_readable(session, Case, principal, where=where, cursor=cursor, limit=limit)
+        return page_shown_to(principal, page, CustomerCase)
 
     @get("/{case_id:str}", operation_id="get_case")
-    async def get_case(self, session: SessionDep, principal: PrincipalDep, case_id: FromPath[str]) -> Case:
-        return await get_readable(session, Case, principal, case_id)
+    async def get_case(
+        self, session: SessionDep, principal: PrincipalDep, case_id: FromPath[str]
+    ) -> Case | CustomerCase:
+        return shown_to(principal, await get_readable(session, Case, principal, case_id), CustomerCase)
 
 
 class AdvisoryDetail(BaseModel):
-    advisory: Advisory
-    recipients: list[AdvisoryRecipient]
+    advisory: Advisory | CustomerAdvisory
+    recipients: list[AdvisoryRecipient] | list[CustomerAdvisoryRecipient]
 
 
 class AdvisoryController(Controller):
@@ -173,22 +204,28 @@ class AdvisoryController(Controller):
         severity: FromQuery[Severity | None] = None,
         cursor: Cursor = None,
         limit: Limit = 50,
-    ) -> Page[Advisory]:
-        where = equal_filters(Advisory, nc_id=nc_id, number=number, status=status, severity=severity)
+    ) -> Page[Advisory] | Page[CustomerAdvisory]:
+        where = filters_for(principal, Advisory, nc_id=nc_id, number=number, status=status, severity=severity)
         page = await list_readable(session, Advisory, principal, where=where, cursor=cursor, limit=limit)
-        return page.model_copy(update={"items": [advisory.seen_by(principal) for advisory in page.items]})
+        seen = page.model_copy(update={"items": [advisory.seen_by(principal) for advisory in page.items]})
+        return page_shown_to(principal, seen, CustomerAdvisory)
 
     @get("/{advisory_id:str}", operation_id="get_advisory")
     async def get_advisory(
         self, session: SessionDep, principal: PrincipalDep, advisory_id: FromPath[str]
     ) -> AdvisoryDetail:
-        advisory = await get_readable(session, Advisory, principal, advisory_id)
+        advisory = await get_shown(session, Advisory, principal, advisory_id)
         recipients = await session.scalars(
             select(AdvisoryRecipient).where(
-                col(AdvisoryRecipient.advisory_id) == advisory.id, AdvisoryRecipient.read_filter(principal)
+                col(AdvisoryRecipient.advisory_id) == advisory.id,
+                AdvisoryRecipient.read_filter(principal),
+                published_to(principal, AdvisoryRecipient),
             )
         )
-        return AdvisoryDetail(advisory=advisory.seen_by(principal), recipients=list(recipients))
+        return AdvisoryDetail(
+            advisory=shown_to(principal, advisory.seen_by(principal), CustomerAdvisory),
+            recipients=[shown_to(principal, r, CustomerAdvisoryRecipient) for r in recipients],
+        )
 
 
 class EntitlementRuleController(Controller):

@@ -5,8 +5,8 @@ and how much of it they received, the advisory once it is sent, the customer-vis
 messages of the case's thread and the photos the customer's side attached. Inspections,
 measurements, SPC signals, nonconformances, who inspected on which device, SLA targets,
 assignees and internal flags are the manufacturer's records; a customer asking for them
-directly gets 404, so the context never carries them either. Every field below is named
-on purpose: a field added to a table reaches customers only when it is added here.
+directly gets 404, so the context never carries them either. Each record is shown in its
+customer view (`customer/projections.py`), the same one the pull and the live tail use.
 """
 
 from __future__ import annotations
@@ -18,49 +18,23 @@ from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from loopline.catalog.models import ProductModel, Severity
-from loopline.core.access import Principal, Role
-from loopline.customer.models import (
-    Advisory,
-    AdvisoryRecipient,
-    AdvisoryStatus,
-    Case,
-    CaseOrigin,
-    CaseStatus,
-    RecipientState,
-    Shipment,
-    ShipmentLine,
+from loopline.catalog.models import ProductModel
+from loopline.core.access import Principal
+from loopline.customer.models import Advisory, AdvisoryRecipient, Case, Shipment, ShipmentLine
+from loopline.customer.projections import (
+    PUBLISHED_ADVISORY,
+    CustomerAdvisory,
+    CustomerAdvisoryRecipient,
+    CustomerAttachment,
+    CustomerCase,
+    CustomerMessage,
+    CustomerProductModel,
+    customer_user_ids,
 )
 from loopline.loop.trace import json_list_contains
-from loopline.media.models import Attachment, AttachmentState
-from loopline.people.models import User
+from loopline.media.models import Attachment
 from loopline.quality.models import Batch
 from loopline.threads.models import Message, SubjectType, Thread
-
-# An advisory is the customer's business once it has been sent to them, not while drafted.
-PUBLISHED_ADVISORY = [AdvisoryStatus.SENT, AdvisoryStatus.CLOSED]
-
-
-class CustomerCase(BaseModel):
-    id: str
-    number: str
-    title: str
-    description: str
-    origin: CaseOrigin
-    status: CaseStatus
-    severity: Severity
-    category_code: str | None
-    lot_no_reported: str | None
-    created_at: datetime | None
-    first_response_at: datetime | None
-    resolved_at: datetime | None
-    resolution: str
-
-
-class CustomerProduct(BaseModel):
-    sku: str
-    name: str
-    family: str
 
 
 class ReceivedShipment(BaseModel):
@@ -75,49 +49,17 @@ class CustomerLot(BaseModel):
     received: list[ReceivedShipment]
 
 
-class CustomerAdvisoryRecipient(BaseModel):
-    id: str
-    contact_id: str
-    state: RecipientState
-    sent_at: datetime | None
-    responded_at: datetime | None
-
-
-class CustomerAdvisory(BaseModel):
-    id: str
-    number: str
-    severity: Severity
-    summary: str
-    status: AdvisoryStatus
+class CaseAdvisory(CustomerAdvisory):
     # The advisory's lots that this account received (the others are other customers' business).
     lot_nos: list[str]
     recipients: list[CustomerAdvisoryRecipient]
 
 
-class CustomerMessage(BaseModel):
-    id: str
-    thread_seq: int
-    author_id: str
-    body: str
-    created_at: datetime | None
-    edited_at: datetime | None
-    deleted_at: datetime | None
-
-
-class CustomerAttachment(BaseModel):
-    id: str
-    sha256: str
-    kind: str
-    state: AttachmentState
-    # The message it belongs to; None for a photo attached to the case itself.
-    message_id: str | None
-
-
 class CustomerCaseContext(BaseModel):
     case: CustomerCase
-    product: CustomerProduct | None
+    product: CustomerProductModel | None
     lot: CustomerLot | None
-    advisories: list[CustomerAdvisory]
+    advisories: list[CaseAdvisory]
     messages: list[CustomerMessage]
     attachments: list[CustomerAttachment]
 
@@ -130,13 +72,13 @@ async def customer_case_context(session: AsyncSession, principal: Principal, cas
     received_lots = await _received_lot_nos(session, case.account_id)
     messages = await _customer_messages(session, principal, case)
     return CustomerCaseContext(
-        case=CustomerCase.model_validate(case, from_attributes=True),
-        product=CustomerProduct.model_validate(product, from_attributes=True) if product else None,
+        case=CustomerCase.model_validate(case),
+        product=CustomerProductModel.model_validate(product) if product else None,
         lot=CustomerLot(lot_no=batch.lot_no, received=await _received(session, case.account_id, batch))
         if batch
         else None,
         advisories=await _published_advisories(session, case, batch, received_lots),
-        messages=[CustomerMessage.model_validate(m, from_attributes=True) for m in messages],
+        messages=[CustomerMessage.model_validate(m) for m in messages],
         attachments=await _customer_attachments(session, case, [m.id for m in messages]),
     )
 
@@ -163,7 +105,7 @@ async def _received_lot_nos(session: AsyncSession, account_id: str) -> dict[str,
 
 async def _published_advisories(
     session: AsyncSession, case: Case, batch: Batch | None, received_lots: dict[str, str]
-) -> list[CustomerAdvisory]:
+) -> list[CaseAdvisory]:
     """Sent advisories this case speaks to: the one it links, and those over its lot sent to its account."""
     speaks_to: list[ColumnElement[bool]] = [col(Advisory.id) == case.advisory_id] if case.advisory_id else []
     if batch is not None:
@@ -177,21 +119,17 @@ async def _published_advisories(
         select(Advisory)
         .where(
             or_(*speaks_to),
-            col(Advisory.status).in_(PUBLISHED_ADVISORY),
+            PUBLISHED_ADVISORY.where(Advisory),
             col(Advisory.id).in_(sent_to_account),
         )
         .order_by(col(Advisory.number))
     )
     return [
-        CustomerAdvisory(
-            id=advisory.id,
-            number=advisory.number,
-            severity=advisory.severity,
-            summary=advisory.summary,
-            status=advisory.status,
+        CaseAdvisory(
+            **CustomerAdvisory.model_validate(advisory).model_dump(),
             lot_nos=sorted(received_lots[b] for b in advisory.batch_ids if b in received_lots),
             recipients=[
-                CustomerAdvisoryRecipient.model_validate(r, from_attributes=True)
+                CustomerAdvisoryRecipient.model_validate(r)
                 for r in await session.scalars(
                     select(AdvisoryRecipient)
                     .where(
@@ -224,7 +162,7 @@ async def _customer_attachments(session: AsyncSession, case: Case, message_ids: 
 
     Staff may attach internal evidence to a case too; only what a portal user uploaded is theirs.
     """
-    uploaded_by_customer = select(col(User.id)).where(col(User.role) == Role.CUSTOMER)
+    uploaded_by_customer = customer_user_ids()
     rows = await session.scalars(
         select(Attachment)
         .where(
@@ -237,13 +175,4 @@ async def _customer_attachments(session: AsyncSession, case: Case, message_ids: 
         )
         .order_by(col(Attachment.id))
     )
-    return [
-        CustomerAttachment(
-            id=a.id,
-            sha256=a.sha256,
-            kind=a.kind,
-            state=a.state,
-            message_id=a.entity_id if a.entity_type == Message.__entity__ else None,
-        )
-        for a in rows
-    ]
+    return [CustomerAttachment.model_validate(a) for a in rows]

@@ -17,35 +17,20 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 
-import orjson
-
 from loopline.core.runtime import Runtime
 from loopline.realtime.connection import Connection
-from loopline.realtime.frames import changes_frame, signal_frame
+from loopline.realtime.frames import changes_frame, encode_change, signal_frame
 from loopline.realtime.hub import Hub
 from loopline.realtime.tail import TailRow
 from loopline.syncing.meta import compaction_horizon
 from loopline.syncing.pull import MAX_SCOPE_DIFF_ROWS, bind_and_record_scopes, pull
 from loopline.syncing.scopes import readable_scopes
 from loopline_sync.cursor import Cursor, InvalidCursor
-from loopline_sync.protocol import Change, PullRequest
+from loopline_sync.protocol import PullRequest
 
 PAGE = 500
 # Scopes that change while a socket catches up are caught up again; this many times at most.
 MAX_ROUNDS = 5
-
-
-def encode_change(change: Change) -> bytes:
-    return orjson.dumps(
-        {
-            "seq": change.seq,
-            "entity": change.entity,
-            "id": change.id,
-            "op": change.op,
-            "version": change.version,
-            "data": change.data,
-        }
-    )
 
 
 async def current_scopes(runtime: Runtime, connection: Connection) -> frozenset[str] | None:
@@ -99,7 +84,7 @@ async def _joined_from_tail(hub: Hub, connection: Connection, before: frozenset[
         return None
     high = hub.tail.high
     # One frame: its cursor names the new scopes, so the client must hold all they gained when it stores it.
-    await connection.send_paced(changes_frame([row.change for row in state], connection.cursor()))
+    await connection.send_paced(changes_frame(connection.encoded(state), connection.cursor()))
     await _send_rows(connection, (row for row in newer if row.seq <= high))
     return max(high, sent)
 
@@ -132,7 +117,9 @@ async def _send_rows(connection: Connection, rows: Iterator[TailRow]) -> None:
     """The socket's rows among `rows`, in frames whose cursors move along with them."""
     for chunk in _chunks(row for row in rows if connection.reads(row.scope_key)):
         connection.sent_seq = chunk[-1].seq
-        await connection.send_paced(changes_frame([row.change for row in chunk], connection.cursor()))
+        changes = connection.encoded(chunk)
+        if changes:
+            await connection.send_paced(changes_frame(changes, connection.cursor()))
 
 
 async def _through_pull(hub: Hub, connection: Connection, cursor: str | None) -> int:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -61,6 +62,8 @@ class Connection:
     closed: bool = False
     rescoping: bool = False
     rescope_again: bool = False
+    # How a customer receives a row (None: not at all); staff, with None here, get every row as logged.
+    project: Callable[[TailRow], bytes | None] | None = None
     _pending: list[TailRow] = field(default_factory=list)
     # A list, not a deque: a deque allocates a 64-slot block up front even when empty, and the
     # queue is short (at most `queue_limit`), so taking from its head costs next to nothing.
@@ -100,8 +103,17 @@ class Connection:
     def flush(self) -> None:
         if self._pending and not self.closed:
             self.sent_seq = self._pending[-1].seq
-            self.enqueue(changes_frame([row.change for row in self._pending], self.cursor()))
+            changes = self.encoded(self._pending)
+            if changes:
+                self.enqueue(changes_frame(changes, self.cursor()))
         self._pending = []
+
+    def encoded(self, rows: list[TailRow]) -> list[bytes]:
+        """The changes of `rows` as this socket's user receives them."""
+        project = self.project
+        if project is None:
+            return [row.change for row in rows]
+        return [change for row in rows if (change := project(row)) is not None]
 
     def go_live(self, sent_seq: int) -> None:
         """Caught up to `sent_seq`: send what arrived meanwhile (newer rows only) and stop holding."""

@@ -13,7 +13,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from loopline_sync import SCHEMA_VERSION
-from loopline_sync.protocol import ClientId, is_client_id
+from loopline_sync.protocol import Change, ClientId, is_client_id
 
 # Application close codes (4000-4999). The client reconnects after 4008 and 1001. 4401: the
 # session ended (logout, refresh-token reuse, deactivation, a password change or reset, erasure), so
@@ -79,6 +79,19 @@ def parse_client_frame(text: str | bytes) -> ClientFrame:
         # The same rule, and the same code, as the client id of a push or a pull.
         raise BadFrame("client_id must be a UUID (8-4-4-4-12 hexadecimal digits).", "invalid_client_id")
     return frame
+
+
+def encode_change(change: Change) -> bytes:
+    return orjson.dumps(
+        {
+            "seq": change.seq,
+            "entity": change.entity,
+            "id": change.id,
+            "op": change.op,
+            "version": change.version,
+            "data": change.data,
+        }
+    )
 
 
 def changes_frame(changes: list[bytes], cursor: str) -> bytes:

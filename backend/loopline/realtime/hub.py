@@ -201,6 +201,8 @@ class Hub:
     # -- sockets -------------------------------------------------------------------------
 
     def register(self, connection: Connection) -> None:
+        if not connection.principal.is_staff:
+            connection.project = self.tail.customer_change
         self._by_user[connection.user_id].add(connection)
         self._route(connection)
         self._threads_of[connection.user_id] = self._thread_ids(connection.scopes)

@@ -5,6 +5,9 @@ one query per process however many sockets wait — and encode each change once.
 that reconnect with a recent cursor are served from here too; an older cursor falls back
 to `/sync/pull`'s reader. Rows are kept in seq order without gaps above `floor`: the
 tail holds every row with `floor < seq <= high`.
+
+Customers receive a row in its customer view (`customer/projections.py`), projected once
+per row, the first time a customer's socket needs it.
 """
 
 from __future__ import annotations
@@ -17,11 +20,16 @@ from dataclasses import dataclass
 import orjson
 from sqlalchemy import Text, cast, func, select
 
+from loopline.core.access import Role
 from loopline.core.audit import personal_entities
 from loopline.core.changelog import ChangeLog
 from loopline.core.db import Database, json_text, table_of
 from loopline.core.uow import CommittedChange
+from loopline.customer.projections import customer_user_ids, for_customer
+from loopline.people.models import User
+from loopline.realtime.frames import encode_change
 from loopline.syncing.pull import CHAT_HISTORY
+from loopline_sync.protocol import Change
 
 # A page is read on the event loop's thread: small enough not to hold it long, and other
 # tasks run between pages.
@@ -52,9 +60,16 @@ class LogTail:
         # ones take the newest data as erasure rewrites them in the log (compliance/erasure.py).
         self._personal = personal_entities()
         self._personal_puts: dict[tuple[str, str, str], list[int]] = {}
+        # Customer portal users, followed through the log: whether a case photo is the
+        # customer's depends on who uploaded it (`for_customer`).
+        self._customer_users: set[str] = set()
+        # Rows as customers receive them (None: not at all), by seq, once asked for.
+        self._customer_changes: dict[int, bytes | None] = {}
 
     async def start(self) -> None:
         """Begin at the log's head: older rows are the database's business."""
+        async with self._db.read_session() as session:
+            self._customer_users = set(await session.scalars(customer_user_ids()))
         self.high = self.floor = await self.head()
 
     async def head(self) -> int:
@@ -107,6 +122,7 @@ class LogTail:
         row = TailRow(seq, scope_key, entity, entity_id, op, version, change)
         if len(self._rows) == self._rows.maxlen:
             self.floor = self._rows[0].seq
+            self._customer_changes.pop(self.floor, None)
             if len(self._thread_births) > len(self._rows):
                 self._thread_births = {t: s for t, s in self._thread_births.items() if s > self.floor}
             if len(self._personal_puts) > len(self._rows):
@@ -117,7 +133,25 @@ class LogTail:
             self._thread_births.setdefault(entity_id, seq)
         elif entity in self._personal and op == "put":
             self._restate_personal(row, data)
+        if entity == User.__entity__:
+            self._follow_customer_user(entity_id, op, data)
         return row
+
+    def _follow_customer_user(self, user_id: str, op: str, data: str | None) -> None:
+        if op == "put" and data is not None and orjson.loads(data).get("role") == Role.CUSTOMER:
+            self._customer_users.add(user_id)
+        else:
+            self._customer_users.discard(user_id)
+
+    def customer_change(self, row: TailRow) -> bytes | None:
+        """`row` as a customer receives it, or None when customers receive nothing of it."""
+        if row.seq in self._customer_changes:
+            return self._customer_changes[row.seq]
+        change = for_customer(Change.model_construct(**orjson.loads(row.change)), self._customer_users)
+        encoded = None if change is None else encode_change(change)
+        if row.seq > self.floor:
+            self._customer_changes[row.seq] = encoded
+        return encoded
 
     def _restate_personal(self, newest: TailRow, data: str | None) -> None:
         """Give the older puts of `newest`'s entity in its scope its data: what an erasure
@@ -131,6 +165,7 @@ class LogTail:
             if 0 <= index < len(self._rows) and (old := self._rows[index]).seq == seq:
                 change = _encoded(old.seq, old.entity, old.entity_id, old.op, old.version, data)
                 self._rows[index] = dataclasses.replace(old, change=change)
+                self._customer_changes.pop(seq, None)
                 still.append(seq)
         self._personal_puts[key] = [*still, newest.seq]
 

@@ -24,6 +24,7 @@ from loopline.core.access import Principal
 from loopline.core.changelog import ChangeLog
 from loopline.core.errors import AppError
 from loopline.core.runtime import Runtime
+from loopline.customer.projections import changes_for_customer
 from loopline.syncing.envelope import check_client_id, check_schema_version
 from loopline.syncing.meta import EPOCH, compaction_horizon, read_meta, server_epoch
 from loopline.syncing.models import SyncClient
@@ -210,6 +211,12 @@ async def pull(runtime: Runtime, principal: Principal, request: PullRequest) -> 
         )
         high_water = await session.scalar(select(func.max(ChangeLog.seq))) or 0
 
+        async def shown(part: list[Change], *, snapshot: bool) -> list[Change]:
+            # Decided once per pull: staff pages go out as logged.
+            if principal.is_staff:
+                return part
+            return await changes_for_customer(session, part, snapshot=snapshot)
+
         def reset() -> PullResponse:
             fresh = Cursor(epoch, "snapshot", high_water, 0, current_hash)
             return PullResponse(
@@ -233,7 +240,7 @@ async def pull(runtime: Runtime, principal: Principal, request: PullRequest) -> 
             ):
                 return reset()
             try:
-                changes = await _scope_difference(session, before, scopes, cursor.seq)
+                changes = await shown(await _scope_difference(session, before, scopes, cursor.seq), snapshot=False)
             except _DifferenceTooLarge:
                 return reset()
             cursor = Cursor(epoch, cursor.phase, cursor.snapshot_seq, cursor.seq, current_hash)
@@ -244,7 +251,7 @@ async def pull(runtime: Runtime, principal: Principal, request: PullRequest) -> 
                 await session.execute(_latest_rows(scopes, up_to=cursor.snapshot_seq, after=cursor.seq, limit=room + 1))
             ).all()
             page = [_change(r) for r in rows[:room]]
-            changes.extend(page)
+            changes.extend(await shown(page, snapshot=True))
             if len(rows) > room:
                 next_cursor = Cursor(epoch, "snapshot", cursor.snapshot_seq, page[-1].seq, current_hash)
                 return PullResponse(
@@ -255,7 +262,7 @@ async def pull(runtime: Runtime, principal: Principal, request: PullRequest) -> 
 
         rows = (await session.execute(_log_rows(scopes, after=cursor.seq, limit=room + 1))).all()
         page = [_change(r) for r in rows[:room]]
-        changes.extend(page)
+        changes.extend(await shown(page, snapshot=False))
         last_seq = page[-1].seq if page else cursor.seq
         has_more = len(rows) > room
     next_cursor = Cursor(epoch, "log", last_seq, last_seq, current_hash)
