@@ -157,7 +157,10 @@ export function ThreadScreen({ threadId }) {
   const thread = (data.thread ?? []).find((row) => row.id === threadId);
   const messages = (data.message ?? []).filter((row) => row.thread_id === threadId && isLive(row)).sort((a, b) => a.thread_seq - b.thread_seq);
   const participants = (data.thread_participant ?? []).filter((row) => row.thread_id === threadId);
-  const pending = queued.filter((entry) => entry.args.thread_id === threadId);
+  // A message the server already holds shows once, as the server's, even while its push
+  // answer is still on the way.
+  const held = new Set(messages.map((message) => message.id));
+  const pending = queued.filter((entry) => entry.args.thread_id === threadId && !held.has(entry.args.id));
   const lastSeq = messages[messages.length - 1]?.thread_seq ?? 0;
 
   useEffect(() => {
