@@ -8,6 +8,7 @@ import { client } from '../../state/client.js';
 import { useQueued } from '../../state/records.js';
 import { href } from '../../state/route.js';
 import { Badge } from '../../ui/badge.js';
+import { Word } from './sections.js';
 
 function AdvisoryRow({ advisory, accounts, thread, queued, action }) {
   return html`
@@ -23,7 +24,7 @@ function AdvisoryRow({ advisory, accounts, thread, queued, action }) {
         </span>
       </span>
       <span class="row__flags">
-        <${Badge} status=${advisory.status === 'draft' ? 'pending' : 'customer'} label=${t(`overview.advisories.status.${advisory.status}`)} />
+        <${Word} tone=${advisory.status === 'draft' ? 'warn' : 'ok'} label=${t(`overview.advisories.status.${advisory.status}`)} />
         ${queued ? html`<${Badge} status="pending" label=${queued} />` : action}
       </span>
     </li>

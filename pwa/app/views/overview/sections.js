@@ -8,7 +8,7 @@ import { href } from '../../state/route.js';
 import { Badge } from '../../ui/badge.js';
 
 const TONE = { breached: 'danger', at_risk: 'warn', late: 'danger', ok: 'ok', shut: 'warn', passed: 'ok', failed: 'danger', pending: 'warn' };
-const Word = ({ tone, label }) => html`<span class="chip chip--${TONE[tone] ?? tone}">${label}</span>`;
+export const Word = ({ tone, label }) => html`<span class="chip chip--${TONE[tone] ?? tone}">${label}</span>`;
 
 function Empty({ text }) {
   return html`<p class="muted">${text}</p>`;

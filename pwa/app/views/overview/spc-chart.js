@@ -6,13 +6,16 @@ import { useEffect, useRef } from 'preact/hooks';
 import uPlot from 'uplot';
 import { html } from '../../html.js';
 import { locale, t } from '../../i18n/index.js';
-import { formatDate, formatDateTime, formatMeasure, formatNumber } from '../../i18n/format.js';
+import { formatDateTime, formatMeasure, formatNumber } from '../../i18n/format.js';
 import { ruleNames } from './sections.js';
 
 const HEIGHT = 260;
 
 // Cpk is read to two decimals, trailing zero included: 0.60 beside a target of 1.33.
 const twoDecimals = (value) => new Intl.NumberFormat(locale.value, { minimumFractionDigits: 2, maximumFractionDigits: 2 }).format(value);
+
+// The x axis names days briefly ("Jun 8", "6月8日"): a year's dates at full length overlap.
+const axisDate = (value) => new Intl.DateTimeFormat(locale.value, { month: 'short', day: 'numeric' }).format(new Date(value));
 
 const token = (name) => getComputedStyle(document.documentElement).getPropertyValue(name).trim();
 
@@ -70,7 +73,7 @@ function plotOptions(chart, width) {
     cursor: { show: false },
     scales: { x: { time: false } },
     axes: [
-      { ...axis, incrs: [1, 2, 5, 10, 20, 50], values: (u, splits) => splits.map((i) => (subgroups[i] ? formatDate(subgroups[i].at) : '')) },
+      { ...axis, incrs: [1, 2, 5, 10, 20, 50], values: (u, splits) => splits.map((i) => (subgroups[i] ? axisDate(subgroups[i].at) : '')) },
       { ...axis, size: 56, values: (u, splits) => splits.map((v) => formatNumber(v, 1)) },
     ],
     series: [

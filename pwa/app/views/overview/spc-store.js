@@ -61,11 +61,11 @@ class SpcIndex {
   /** `rows`: entity → [id, row or null (deleted)]. */
   #apply(rows) {
     const touched = new Set();
-    let relinkAll = false;
+    const moved = new Set();
     for (const [id, row] of rows.batch ?? []) {
       const before = this.batches.get(id);
-      // A batch's status changes often and moves no chart; a new line or plant does.
-      if (!before || !row || before.line !== row.line || before.plant_id !== row.plant_id) relinkAll = true;
+      // A batch's status changes often and moves no chart; a new batch, line or plant may.
+      if (!before || !row || before.line !== row.line || before.plant_id !== row.plant_id) moved.add(id);
       row ? this.batches.set(id, row) : this.batches.delete(id);
     }
     for (const [id, row] of rows.characteristic ?? []) {
@@ -109,7 +109,8 @@ class SpcIndex {
       this.snapshots.set(id, row);
       this.#snapshotsOf(row).add(id);
     }
-    for (const id of relinkAll ? this.byInspection.keys() : touched) this.#relink(id);
+    if (moved.size) for (const [id, inspection] of this.inspections) if (moved.has(inspection.batch_id)) touched.add(id);
+    for (const id of touched) this.#relink(id);
     for (const key of this.dirty) this.#build(key);
     this.dirty.clear();
   }
@@ -157,7 +158,8 @@ class SpcIndex {
         const signals = [...new Set(samples.flatMap((row) => row.spc_signals ?? []))].sort();
         return {
           inspectionId,
-          number: inspection.number,
+          // Inspections captured on a device may have no number: their lot names them then.
+          number: inspection.number ?? this.batches.get(inspection.batch_id)?.lot_no ?? null,
           planId: inspection.plan_id,
           at: inspection.captured_at,
           values,
