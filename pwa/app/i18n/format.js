@@ -36,3 +36,8 @@ export function formatMeasure(value, unit) {
   const number = formatNumber(value);
   return unit ? `${number} ${unit}` : number;
 }
+
+// "C1, C2 and C3" / "C1、C2和C3": a list in the locale's own words.
+export function formatList(items) {
+  return new Intl.ListFormat(locale.value, { style: 'long', type: 'conjunction' }).format(items.map(String));
+}

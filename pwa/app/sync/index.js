@@ -300,14 +300,35 @@ class SyncClient extends EventTarget {
     const { db } = this.#requireUser();
     const local = await photoBlob(db, sha256);
     if (local) return URL.createObjectURL(local);
-    const attempts = new Attempts();
-    const exchange = new Exchange({ auth: this.#auth, send: this.#send, report: () => {} });
     const path = `/api/v1/blobs/${encodeURIComponent(sha256)}?size=${encodeURIComponent(size)}`;
-    // A second try covers a token that expired (the first answer renewed it).
-    let reply = await exchange.call(attempts, 'GET', path, { as: 'blob' });
-    reply ??= await exchange.call(attempts, 'GET', path, { as: 'blob' });
+    const reply = await this.#onlineGet(path, { as: 'blob' });
     if (reply?.status !== 200) throw new SyncError('photo_unavailable', `The photo could not be loaded (${reply?.status ?? 'offline'}).`);
     return URL.createObjectURL(reply.body);
+  }
+
+  /**
+   * GET a server read that is not in the read model (`/api/v1/…`), online only: the parsed
+   * JSON, or an Error with `.code` (`offline`, the server's error code, or `http_<status>`).
+   */
+  async fetchJson(path) {
+    this.#requireUser();
+    const reply = await this.#onlineGet(path);
+    if (!reply) throw new SyncError('offline', `GET ${path}: no answer from the server.`);
+    const body = reply.json();
+    if (reply.status !== 200 || body === undefined) {
+      const { code, message } = reply.error();
+      throw new SyncError(code ?? `http_${reply.status}`, message || `GET ${path} answered ${reply.status}`);
+    }
+    return body;
+  }
+
+  /** One GET with the bearer token; a second try covers a token that expired (the first answer renewed it). */
+  async #onlineGet(path, options = {}) {
+    const attempts = new Attempts();
+    const exchange = new Exchange({ auth: await this.#authorities(), send: this.#send, report: () => {} });
+    return (
+      (await exchange.call(attempts, 'GET', path, options)) ?? (await exchange.call(attempts, 'GET', path, options))
+    );
   }
 
   #registerBackgroundSync() {

@@ -10,6 +10,7 @@ import { DefectScreen } from './inspector/defect.js';
 import { ThreadsScreen } from './threads/list.js';
 import { ThreadScreen } from './threads/thread.js';
 import { OutboxScreen } from './outbox.js';
+import { OverviewScreen } from './overview/screen.js';
 
 const BATCH_SCREENS = { inspect: InspectScreen, defect: DefectScreen };
 
@@ -23,6 +24,8 @@ export function Screen({ name }) {
     }
     case 'threads':
       return id ? html`<${ThreadScreen} key=${id} threadId=${id} />` : html`<${ThreadsScreen} />`;
+    case 'overview':
+      return html`<${OverviewScreen} />`;
     case 'outbox':
       return html`<${OutboxScreen} />`;
     default:
