@@ -87,7 +87,8 @@ function PendingMessage({ entry, online }) {
   `;
 }
 
-function Composer({ thread, canPublish }) {
+// A customer's every message is for the other side; staff write internal notes unless they publish.
+function Composer({ thread, canPublish, isCustomer }) {
   const [body, setBody] = useState('');
   const [toCustomer, setToCustomer] = useState(false);
   const [photos, setPhotos] = useState([]);
@@ -103,7 +104,7 @@ function Composer({ thread, canPublish }) {
         id: newId(),
         thread_id: thread.id,
         body: text,
-        visibility: toCustomer ? 'customer' : 'internal',
+        visibility: toCustomer || isCustomer ? 'customer' : 'internal',
         photo_hashes: photos,
       });
       client.sendTyping(thread.id, 'stop');
@@ -147,7 +148,9 @@ function Composer({ thread, canPublish }) {
   `;
 }
 
-export function ThreadScreen({ threadId }) {
+// `embedded`: inside a page that shows the subject itself (the portal's case), so without
+// the way back to the thread list and the subject's header.
+export function ThreadScreen({ threadId, embedded = false }) {
   const { ready, data } = useRecords(ENTITIES);
   const queued = useQueued('message.post');
   const me = user.value.id;
@@ -180,6 +183,7 @@ export function ThreadScreen({ threadId }) {
   }, [messages.length, pending.length]);
 
   if (!ready) return html`<p class="loading">${t('app.loading')}</p>`;
+  if (!thread && embedded) return html`<p class="muted">${t('thread.empty')}</p>`;
   if (!thread) return html`<section class="screen"><p class="notice notice--warn">${t('thread.missing')}</p><a class="button button--secondary" href=${href('threads')}>${t('thread.back')}</a></section>`;
 
   const people = byId(data.user);
@@ -194,13 +198,14 @@ export function ThreadScreen({ threadId }) {
   const canPublish = STAFF_WHO_PUBLISH.has(user.value.role) && CUSTOMER_SUBJECTS.has(thread.subject_type);
 
   return html`
-    <section class="screen thread">
-      <a class="back" href=${href('threads')}>${t('thread.back')}</a>
-      <header class="thread__subject">
-        <span class="thread__kind">${t(`subject.${thread.subject_type}`)}</span>
-        <h1>${thread.title}</h1>
-        ${subject && html`<a class="button button--secondary" href=${subject}>${t('thread.open_subject')}</a>`}
-      </header>
+    <section class="${embedded ? 'thread thread--embedded' : 'screen thread'}">
+      ${!embedded &&
+      html`<a class="back" href=${href('threads')}>${t('thread.back')}</a>
+        <header class="thread__subject">
+          <span class="thread__kind">${t(`subject.${thread.subject_type}`)}</span>
+          <h1>${thread.title}</h1>
+          ${subject && html`<a class="button button--secondary" href=${subject}>${t('thread.open_subject')}</a>`}
+        </header>`}
       <div class="thread__log" ref=${log} role="log" aria-live="polite" aria-relevant="additions" aria-label=${t('thread.messages')} tabindex="0">
         <ol class="thread__messages">
         ${!messages.length && !pending.length && html`<li class="muted">${t('thread.empty')}</li>`}
@@ -218,7 +223,7 @@ export function ThreadScreen({ threadId }) {
         </ol>
       </div>
       <p class="thread__typing" aria-live="polite">${typing.length ? t('thread.typing', { names: typing.map(nameOf).join(', ') }) : ''}</p>
-      <${Composer} thread=${thread} canPublish=${canPublish} />
+      <${Composer} thread=${thread} canPublish=${canPublish} isCustomer=${user.value.role === 'customer'} />
     </section>
   `;
 }
