@@ -62,7 +62,9 @@ async def test_no_one_but_the_accounts_customers_follows_a_case(
     ids = await demo_ids(world_runtime)
     lena = Device(world_client, await world_login("lena.fischer"))
     case_id = new_id()
-    opened = await _result(lena, "case.open", {"id": case_id, "account_id": ids["A-001"], "title": "Wrong carton count"})
+    opened = await _result(
+        lena, "case.open", {"id": case_id, "account_id": ids["A-001"], "title": "Wrong carton count"}
+    )
     assert opened["status"] == "applied", opened
 
     staff = await _result(lena, "case.follow", {"id": case_id})

@@ -173,7 +173,8 @@ def test_the_portal_shows_the_reply_and_never_receives_the_internal_note(
     shot(en, "case", "desktop", "en")
     [posted] = [row for row in pulled(base, REP)["message"] if row["body"] == answer]
     assert (posted["visibility"], posted["thread_id"]) == ("customer", thread["id"])
-    assert app.errors == [] and en.errors == []
+    assert app.errors == []
+    assert en.errors == []
 
 
 def test_a_complaint_with_lot_and_photo_is_linked_by_the_loop(
@@ -242,7 +243,8 @@ def test_a_customer_of_an_unaffected_account_sees_nothing_of_lot_018s_advisory(
     assert not [row for row in held if row.get("entity") in {"advisory", "advisory_recipient"}]
     assert not [row for row in held if "ADV-031" in str(row.get("data"))]
     seen = pulled(base, UNAFFECTED)
-    assert seen.get("advisory", []) == [] and seen.get("advisory_recipient", []) == []
+    assert seen.get("advisory", []) == []
+    assert seen.get("advisory_recipient", []) == []
 
     # The advisory's address does not open it either.
     with api_as(base, REP) as http:

@@ -107,7 +107,6 @@ async def follow_case(ctx: MutationContext, raw: dict[str, Any]) -> None:
     require(ctx.principal.role is Role.CUSTOMER, "forbidden", "Customers follow their cases; staff are assigned.")
     case = await readable(ctx, Case, args.id)
     await join_thread(ctx.session, SubjectType.CASE, case.id, [(ctx.principal.user_id, "follower")])
-    return None
 
 
 class AdvisoryArgs(BaseModel):
