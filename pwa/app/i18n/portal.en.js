@@ -36,6 +36,7 @@ export default {
   'portal.case.product': 'Product',
   'portal.case.resolved_at': 'Resolved',
   'portal.case.photos': 'Your photos',
+  'portal.case.service_team': 'Customer service',
   'portal.case.messages': 'Messages',
   'portal.case.missing': 'This case is not here. It may belong to another company.',
   'portal.case.status.new': 'Received',

@@ -35,6 +35,7 @@ export default {
   'portal.case.product': '产品',
   'portal.case.resolved_at': '解决时间',
   'portal.case.photos': '您的照片',
+  'portal.case.service_team': '客户服务',
   'portal.case.messages': '消息',
   'portal.case.missing': '找不到此案例，它可能属于其他公司。',
   'portal.case.status.new': '已受理',

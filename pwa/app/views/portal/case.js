@@ -106,7 +106,7 @@ export function CaseScreen({ caseId }) {
         <div class="message__photos">${photos.map((item, i) => html`<${Photo} key=${item.id} sha256=${item.sha256} size="display" alt=${t('photos.nth', { count: i + 1 })} />`)}</div>`}
 
       <h2>${t('portal.case.messages')}</h2>
-      ${thread ? html`<${ThreadScreen} key=${thread.id} threadId=${thread.id} embedded />` : html`<p class="muted">${t('thread.empty')}</p>`}
+      ${thread ? html`<${ThreadScreen} key=${thread.id} threadId=${thread.id} embedded othersName=${t('portal.case.service_team')} />` : html`<p class="muted">${t('thread.empty')}</p>`}
     </section>
   `;
 }

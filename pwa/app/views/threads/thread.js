@@ -57,13 +57,13 @@ function subjectLink(thread, records) {
   return null;
 }
 
-function Message({ message, author, mine, photos, readers }) {
+function Message({ message, author, mine, photos, readers, showVisibility }) {
   return html`
     <li class="message message--${message.visibility} ${mine ? 'message--mine' : ''}">
       <div class="message__head">
         <strong>${author}</strong>
         <time datetime=${message.created_at}>${formatDateTime(message.created_at)}</time>
-        <${Badge} status=${message.visibility} label=${t(`message.visibility.${message.visibility}`)} />
+        ${showVisibility && html`<${Badge} status=${message.visibility} label=${t(`message.visibility.${message.visibility}`)} />`}
       </div>
       <p class="message__body">${message.body}</p>
       ${photos.length > 0 &&
@@ -149,8 +149,9 @@ function Composer({ thread, canPublish, isCustomer }) {
 }
 
 // `embedded`: inside a page that shows the subject itself (the portal's case), so without
-// the way back to the thread list and the subject's header.
-export function ThreadScreen({ threadId, embedded = false }) {
+// the way back to the thread list and the subject's header. `othersName` names an author this
+// device has no card of (a customer has none of the staff's).
+export function ThreadScreen({ threadId, embedded = false, othersName = null }) {
   const { ready, data } = useRecords(ENTITIES);
   const queued = useQueued('message.post');
   const me = user.value.id;
@@ -187,7 +188,9 @@ export function ThreadScreen({ threadId, embedded = false }) {
   if (!thread) return html`<section class="screen"><p class="notice notice--warn">${t('thread.missing')}</p><a class="button button--secondary" href=${href('threads')}>${t('thread.back')}</a></section>`;
 
   const people = byId(data.user);
-  const nameOf = (id) => (id === me ? t('thread.you') : (people.get(id)?.display_name ?? t('thread.someone')));
+  const nameOf = (id) => (id === me ? t('thread.you') : (people.get(id)?.display_name ?? othersName ?? t('thread.someone')));
+  // Everything a customer reads is meant for them: the word would only be noise there.
+  const isCustomer = user.value.role === 'customer';
   const photosOf = (messageId) =>
     (data.attachment ?? []).filter((row) => row.entity_type === 'message' && row.entity_id === messageId && row.state !== 'rejected').map((row) => row.sha256);
   const lastMine = [...messages].reverse().find((message) => message.author_id === me);
@@ -216,6 +219,7 @@ export function ThreadScreen({ threadId, embedded = false }) {
             author=${nameOf(message.author_id)}
             mine=${message.author_id === me}
             photos=${photosOf(message.id)}
+            showVisibility=${!isCustomer}
             readers=${message === lastMine && readersOfLastMine.length ? t('thread.read_by', { names: readersOfLastMine.join(', ') }) : null}
           />`,
         )}
@@ -223,7 +227,7 @@ export function ThreadScreen({ threadId, embedded = false }) {
         </ol>
       </div>
       <p class="thread__typing" aria-live="polite">${typing.length ? t('thread.typing', { names: typing.map(nameOf).join(', ') }) : ''}</p>
-      <${Composer} thread=${thread} canPublish=${canPublish} isCustomer=${user.value.role === 'customer'} />
+      <${Composer} thread=${thread} canPublish=${canPublish} isCustomer=${isCustomer} />
     </section>
   `;
 }
