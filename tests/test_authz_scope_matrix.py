@@ -431,6 +431,7 @@ MUTATION_TARGETS: dict[str, list[Target]] = {
     ],
     "case.set_status": [Target(Case, _status("new", "triaged"))],
     "case.assign": [Target(Case, lambda target, _w, p: {"id": target, "assignee_id": p.user_id})],
+    "case.follow": [Target(Case, lambda target, _w, _p: {"id": target})],
     "advisory.approve": [Target(Advisory, lambda target, _w, _p: {"id": target})],
     "advisory.send": [Target(Advisory, lambda target, _w, _p: {"id": target})],
     "advisory.respond": [

@@ -1,4 +1,5 @@
-"""Sync mutations of customer service: case status commands, advisory approval, sending and answers."""
+"""Sync mutations of customer service: case status commands, following a case, advisory approval,
+sending and answers."""
 
 from __future__ import annotations
 
@@ -86,6 +87,26 @@ async def assign_case(ctx: MutationContext, raw: dict[str, Any]) -> int:
         payload={"number": case.number, "assignee_id": assignee.id},
     )
     return case.version
+
+
+class CaseFollowArgs(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(max_length=36)
+
+
+async def follow_case(ctx: MutationContext, raw: dict[str, Any]) -> None:
+    """A customer portal user joins the thread of one of their account's cases.
+
+    Customers read a thread only as its participant, and only the person who filed a case is
+    one from the start; a colleague at the same account (or anyone, for a case the loop
+    opened) takes part from the portal this way and then reads its customer-visible messages,
+    never the internal ones. Staff are brought in by assignment and the loop rules instead.
+    Following twice changes nothing."""
+    args = parse_args(CaseFollowArgs, raw)
+    require(ctx.principal.role is Role.CUSTOMER, "forbidden", "Customers follow their cases; staff are assigned.")
+    case = await readable(ctx, Case, args.id)
+    await join_thread(ctx.session, SubjectType.CASE, case.id, [(ctx.principal.user_id, "follower")])
 
 
 class AdvisoryArgs(BaseModel):
@@ -210,6 +231,7 @@ RESPONDERS = {Role.CUSTOMER, Role.SERVICE_REP, Role.SUPERVISOR, Role.ADMIN}
 mutations: dict[str, Handler] = {
     "case.set_status": set_case_status,
     "case.assign": assign_case,
+    "case.follow": follow_case,
     "advisory.approve": approve_advisory,
     "advisory.send": send_advisory,
     "advisory.respond": respond_to_advisory,

@@ -277,6 +277,25 @@ USERS: tuple[UserSpec, ...] = (
         "customer: a workshop of Iberia Motor Parts (A-003); closed by its erasure at D+40 in the played demo",
         "taller@hermanos-gil.example",
     ),
+    # Portal logins that outlast the played demo. Each is the login of a contact the scenario
+    # already has (the same e-mail address makes it that person's, see compliance/erasure.py),
+    # so ADV-031 still goes to its five consented contacts.
+    UserSpec(
+        "thomas.brandt",
+        "Thomas Brandt",
+        Role.CUSTOMER,
+        ((MembershipKind.ACCOUNT, "A-001"),),
+        "customer: purchasing at Autowerk Stuttgart (A-001), received lot 018 and ADV-031",
+        "thomas.brandt@autowerk-stuttgart.example",
+    ),
+    UserSpec(
+        "haruka.tanaka",
+        "Haruka Tanaka",
+        Role.CUSTOMER,
+        ((MembershipKind.ACCOUNT, "A-004"),),
+        "customer: purchasing at Shinsei Auto Trading (A-004), not affected by lot 018",
+        "haruka.tanaka@shinsei-auto.example",
+    ),
 )
 
 DEMO_LOGINS: list[tuple[str, str]] = [(user.username, user.description) for user in USERS]

@@ -1,6 +1,7 @@
 // English strings. Keys are grouped by screen; `{name}` marks a value filled in by `t`.
 // A value that is an object is chosen by plural category (Intl.PluralRules) of `count`.
 import overview from './overview.en.js';
+import portal from './portal.en.js';
 
 export default {
   'app.name': 'Loopline',
@@ -233,4 +234,5 @@ export default {
   'error.validation_error': 'Some of the values are not valid.',
   'error.id_conflict': 'A different record with the same id exists.',
   ...overview,
+  ...portal,
 };

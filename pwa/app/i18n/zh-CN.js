@@ -1,5 +1,6 @@
 // 简体中文。键与 en.js 相同；缺少的键回退到英文。
 import overview from './overview.zh-CN.js';
+import portal from './portal.zh-CN.js';
 
 export default {
   'app.name': 'Loopline',
@@ -217,4 +218,5 @@ export default {
   'error.validation_error': '部分数值无效。',
   'error.id_conflict': '已存在使用相同编号的其他记录。',
   ...overview,
+  ...portal,
 };

@@ -30,6 +30,7 @@ const TONES = {
   pending: 'warn',
 };
 
-export function Badge({ status, label }) {
-  return html`<span class="chip chip--${TONES[status] ?? 'plain'}">${label ?? t(`status.${status}`)}</span>`;
+// `tone` names the tone outright, for a screen whose statuses share words with others here.
+export function Badge({ status, label, tone }) {
+  return html`<span class="chip chip--${tone ?? TONES[status] ?? 'plain'}">${label ?? t(`status.${status}`)}</span>`;
 }

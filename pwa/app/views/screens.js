@@ -1,5 +1,5 @@
 // Which view shows a route: `#/batches`, `#/batches/<id>`, `#/batches/<id>/inspect`,
-// `#/batches/<id>/defect`, `#/threads`, `#/threads/<id>`, `#/outbox`.
+// `#/batches/<id>/defect`, `#/threads`, `#/threads/<id>`, `#/outbox`, `#/portal/…` (views/portal/).
 import { html } from '../html.js';
 import { routeArgs } from '../state/route.js';
 import { ComingScreen } from './coming.js';
@@ -11,6 +11,7 @@ import { ThreadsScreen } from './threads/list.js';
 import { ThreadScreen } from './threads/thread.js';
 import { OutboxScreen } from './outbox.js';
 import { OverviewScreen } from './overview/screen.js';
+import { PortalScreen } from './portal/index.js';
 
 const BATCH_SCREENS = { inspect: InspectScreen, defect: DefectScreen };
 
@@ -28,6 +29,8 @@ export function Screen({ name }) {
       return html`<${OverviewScreen} />`;
     case 'outbox':
       return html`<${OutboxScreen} />`;
+    case 'portal':
+      return html`<${PortalScreen} />`;
     default:
       return html`<${ComingScreen} name=${name} />`;
   }

@@ -57,13 +57,13 @@ function subjectLink(thread, records) {
   return null;
 }
 
-function Message({ message, author, mine, photos, readers }) {
+function Message({ message, author, mine, photos, readers, showVisibility }) {
   return html`
     <li class="message message--${message.visibility} ${mine ? 'message--mine' : ''}">
       <div class="message__head">
         <strong>${author}</strong>
         <time datetime=${message.created_at}>${formatDateTime(message.created_at)}</time>
-        <${Badge} status=${message.visibility} label=${t(`message.visibility.${message.visibility}`)} />
+        ${showVisibility && html`<${Badge} status=${message.visibility} label=${t(`message.visibility.${message.visibility}`)} />`}
       </div>
       <p class="message__body">${message.body}</p>
       ${photos.length > 0 &&
@@ -87,7 +87,8 @@ function PendingMessage({ entry, online }) {
   `;
 }
 
-function Composer({ thread, canPublish }) {
+// A customer's every message is for the other side; staff write internal notes unless they publish.
+function Composer({ thread, canPublish, isCustomer }) {
   const [body, setBody] = useState('');
   const [toCustomer, setToCustomer] = useState(false);
   const [photos, setPhotos] = useState([]);
@@ -103,7 +104,7 @@ function Composer({ thread, canPublish }) {
         id: newId(),
         thread_id: thread.id,
         body: text,
-        visibility: toCustomer ? 'customer' : 'internal',
+        visibility: toCustomer || isCustomer ? 'customer' : 'internal',
         photo_hashes: photos,
       });
       client.sendTyping(thread.id, 'stop');
@@ -147,7 +148,10 @@ function Composer({ thread, canPublish }) {
   `;
 }
 
-export function ThreadScreen({ threadId }) {
+// `embedded`: inside a page that shows the subject itself (the portal's case), so without
+// the way back to the thread list and the subject's header. `othersName` names an author this
+// device has no card of (a customer has none of the staff's).
+export function ThreadScreen({ threadId, embedded = false, othersName = null }) {
   const { ready, data } = useRecords(ENTITIES);
   const queued = useQueued('message.post');
   const me = user.value.id;
@@ -183,10 +187,13 @@ export function ThreadScreen({ threadId }) {
   }, [messages.length, pending.length]);
 
   if (!ready) return html`<p class="loading">${t('app.loading')}</p>`;
+  if (!thread && embedded) return html`<p class="muted">${t('thread.empty')}</p>`;
   if (!thread) return html`<section class="screen"><p class="notice notice--warn">${t('thread.missing')}</p><a class="button button--secondary" href=${href('threads')}>${t('thread.back')}</a></section>`;
 
   const people = byId(data.user);
-  const nameOf = (id) => (id === me ? t('thread.you') : (people.get(id)?.display_name ?? t('thread.someone')));
+  const nameOf = (id) => (id === me ? t('thread.you') : (people.get(id)?.display_name ?? othersName ?? t('thread.someone')));
+  // Everything a customer reads is meant for them: the word would only be noise there.
+  const isCustomer = user.value.role === 'customer';
   const photosOf = (messageId) =>
     (data.attachment ?? []).filter((row) => row.entity_type === 'message' && row.entity_id === messageId && row.state !== 'rejected').map((row) => row.sha256);
   const lastMine = [...messages].reverse().find((message) => message.author_id === me);
@@ -197,13 +204,14 @@ export function ThreadScreen({ threadId }) {
   const canPublish = STAFF_WHO_PUBLISH.has(user.value.role) && CUSTOMER_SUBJECTS.has(thread.subject_type);
 
   return html`
-    <section class="screen thread">
-      <a class="back" href=${href('threads')}>${t('thread.back')}</a>
-      <header class="thread__subject">
-        <span class="thread__kind">${t(`subject.${thread.subject_type}`)}</span>
-        <h1>${thread.title}</h1>
-        ${subject && html`<a class="button button--secondary" href=${subject}>${t('thread.open_subject')}</a>`}
-      </header>
+    <section class="${embedded ? 'thread thread--embedded' : 'screen thread'}">
+      ${!embedded &&
+      html`<a class="back" href=${href('threads')}>${t('thread.back')}</a>
+        <header class="thread__subject">
+          <span class="thread__kind">${t(`subject.${thread.subject_type}`)}</span>
+          <h1>${thread.title}</h1>
+          ${subject && html`<a class="button button--secondary" href=${subject}>${t('thread.open_subject')}</a>`}
+        </header>`}
       <div class="thread__log" ref=${log} role="log" aria-live="polite" aria-relevant="additions" aria-label=${t('thread.messages')} tabindex="0">
         <ol class="thread__messages">
         ${!messages.length && !pending.length && html`<li class="muted">${t('thread.empty')}</li>`}
@@ -214,6 +222,7 @@ export function ThreadScreen({ threadId }) {
             author=${nameOf(message.author_id)}
             mine=${message.author_id === me}
             photos=${photosOf(message.id)}
+            showVisibility=${!isCustomer}
             readers=${message === lastMine && readersOfLastMine.length ? t('thread.read_by', { names: readersOfLastMine.join(', ') }) : null}
           />`,
         )}
@@ -221,7 +230,7 @@ export function ThreadScreen({ threadId }) {
         </ol>
       </div>
       <p class="thread__typing" aria-live="polite">${typing.length ? t('thread.typing', { names: typing.map(nameOf).join(', ') }) : ''}</p>
-      <${Composer} thread=${thread} canPublish=${canPublish} />
+      <${Composer} thread=${thread} canPublish=${canPublish} isCustomer=${isCustomer} />
     </section>
   `;
 }
