@@ -1,5 +1,7 @@
 // English strings. Keys are grouped by screen; `{name}` marks a value filled in by `t`.
 // A value that is an object is chosen by plural category (Intl.PluralRules) of `count`.
+import cases from './cases.en.js';
+
 export default {
   'app.name': 'Loopline',
   'app.loading': 'Loading…',
@@ -230,4 +232,5 @@ export default {
   'error.not_found': 'What this change refers to is not there (or not yours to change).',
   'error.validation_error': 'Some of the values are not valid.',
   'error.id_conflict': 'A different record with the same id exists.',
+  ...cases,
 };

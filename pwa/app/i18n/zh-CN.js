@@ -1,4 +1,6 @@
 // 简体中文。键与 en.js 相同；缺少的键回退到英文。
+import cases from './cases.zh-CN.js';
+
 export default {
   'app.name': 'Loopline',
   'app.loading': '正在加载…',
@@ -214,4 +216,5 @@ export default {
   'error.not_found': '此更改所指的对象不存在（或您无权更改）。',
   'error.validation_error': '部分数值无效。',
   'error.id_conflict': '已存在使用相同编号的其他记录。',
+  ...cases,
 };

@@ -310,6 +310,35 @@ class SyncClient extends EventTarget {
     return URL.createObjectURL(reply.body);
   }
 
+  /**
+   * An authorised GET of the API (`path` from `/api/v1/…`) for a view that reads online, such
+   * as a case's quality context: bearer token, one renewal on 401, the parsed JSON on 200.
+   * Offline, or any other answer, rejects with a SyncError (`offline`, or the server's code)
+   * at once: the view shows what it kept, it does not wait out a backoff.
+   */
+  async fetchJson(path) {
+    this.#requireUser();
+    if (!navigator.onLine) throw new SyncError('offline', `GET ${path}: offline`);
+    const attempts = new Attempts();
+    // No backoff report: a view's read must not colour the sync status.
+    const exchange = new Exchange({ auth: this.#auth, send: this.#send, report: () => {} });
+    // A 401 renews the token and answers null: the second call goes with the fresh one.
+    let reply;
+    try {
+      reply = await exchange.call(attempts, 'GET', path);
+      reply ??= await exchange.call(attempts, 'GET', path);
+    } catch (error) {
+      if (error instanceof SyncError) throw error;
+      throw new SyncError('network', `GET ${path}: ${error.message}`);
+    }
+    if (!reply) throw new SyncError('network', `GET ${path}: no answer`);
+    if (reply.status !== 200) {
+      const { code, message, details } = reply.error();
+      throw new SyncError(code ?? `http_${reply.status}`, message || `GET ${path} answered ${reply.status}`, { details });
+    }
+    return reply.json();
+  }
+
   #registerBackgroundSync() {
     // Background Sync exists only in Chromium; elsewhere start, online, visibility and the timer do it.
     navigator.serviceWorker?.ready

@@ -1,5 +1,5 @@
 // Which view shows a route: `#/batches`, `#/batches/<id>`, `#/batches/<id>/inspect`,
-// `#/batches/<id>/defect`, `#/threads`, `#/threads/<id>`, `#/outbox`.
+// `#/batches/<id>/defect`, `#/threads`, `#/threads/<id>`, `#/cases`, `#/cases/<id>`, `#/outbox`.
 import { html } from '../html.js';
 import { routeArgs } from '../state/route.js';
 import { ComingScreen } from './coming.js';
@@ -10,6 +10,8 @@ import { DefectScreen } from './inspector/defect.js';
 import { ThreadsScreen } from './threads/list.js';
 import { ThreadScreen } from './threads/thread.js';
 import { OutboxScreen } from './outbox.js';
+import { CasesScreen } from './cases/inbox.js';
+import { CaseScreen } from './cases/case.js';
 
 const BATCH_SCREENS = { inspect: InspectScreen, defect: DefectScreen };
 
@@ -23,6 +25,8 @@ export function Screen({ name }) {
     }
     case 'threads':
       return id ? html`<${ThreadScreen} key=${id} threadId=${id} />` : html`<${ThreadsScreen} />`;
+    case 'cases':
+      return id ? html`<${CaseScreen} key=${id} caseId=${id} />` : html`<${CasesScreen} />`;
     case 'outbox':
       return html`<${OutboxScreen} />`;
     default:
