@@ -74,7 +74,15 @@ def push(base: str, username: str, name: str, args: dict[str, Any]) -> dict[str,
             json={
                 "client_id": str(uuid.uuid4()),
                 "schema_version": 1,
-                "mutations": [{"mid": 1, "id": str(uuid.uuid4()), "name": name, "args": args, "client_ts": datetime.now(UTC).isoformat()}],
+                "mutations": [
+                    {
+                        "mid": 1,
+                        "id": str(uuid.uuid4()),
+                        "name": name,
+                        "args": args,
+                        "client_ts": datetime.now(UTC).isoformat(),
+                    }
+                ],
             },
         )
         answer.raise_for_status()
