@@ -29,7 +29,7 @@ class LoopViewController(Controller):
         """Staff see the case's quality evidence; a customer sees what is published to them."""
         case = await get_readable(session, Case, principal, case_id)
         if principal.is_staff:
-            return await case_context(session, case)
+            return await case_context(session, case, principal)
         return await customer_case_context(session, principal, case)
 
 

@@ -21,7 +21,14 @@ from loopline.catalog.models import ProductModel
 from loopline.core.access import Principal
 from loopline.customer.models import Account, Case, Shipment, ShipmentLine
 from loopline.media.models import Attachment
-from loopline.quality.models import Batch, Inspection, Measurement, NonConformance
+from loopline.quality.models import (
+    Batch,
+    CapabilitySnapshot,
+    Inspection,
+    InspectionResult,
+    Measurement,
+    NonConformance,
+)
 from loopline.quality.reads import measurements_of
 
 
@@ -117,6 +124,11 @@ class CaseContext(BaseModel):
     inspections: list[InspectionWithMeasurements]
     nonconformances: list[NonConformance]
     attachments: list[Attachment]
+    # The line's latest capability per characteristic at a passing inspection up to the case's
+    # opening: its control limits (mean ± 3 sigma), which reps cannot read from their read model.
+    capability: list[CapabilitySnapshot] = []
+    # Who received the lot, as the caller may know it (accounts out of scope only counted).
+    trace: BatchTrace | None = None
 
 
 def json_list_contains(column: Mapped[Any], value: str) -> ColumnElement[bool]:
@@ -124,11 +136,11 @@ def json_list_contains(column: Mapped[Any], value: str) -> ColumnElement[bool]:
     return cast(column, String).like(f'%"{value}"%')
 
 
-async def case_context(session: AsyncSession, case: Case) -> CaseContext:
+async def case_context(session: AsyncSession, case: Case, principal: Principal | None = None) -> CaseContext:
     """What a service rep needs inside a case: its batch and that batch's quality evidence.
 
     Access comes from the case: a rep who may read the case sees its batch's evidence
-    without needing the plant's scope.
+    without needing the plant's scope. With `principal`, the batch's trace as they may see it.
     """
     batch = await session.get(Batch, case.batch_id) if case.batch_id else None
     model_id = case.product_model_id or (batch.product_model_id if batch else None)
@@ -165,4 +177,29 @@ async def case_context(session: AsyncSession, case: Case) -> CaseContext:
         inspections=[InspectionWithMeasurements(inspection=i, measurements=by_inspection[i.id]) for i in inspections],
         nonconformances=ncs,
         attachments=attachments,
+        capability=await capability_before(session, batch, case.created_at) if batch is not None else [],
+        trace=await batch_trace(session, principal, batch) if batch is not None and principal is not None else None,
     )
+
+
+async def capability_before(session: AsyncSession, batch: Batch, until: datetime | None) -> list[CapabilitySnapshot]:
+    """The newest snapshot per characteristic on the batch's line taken at a passing inspection.
+
+    A snapshot taken at a failing inspection counts the deviation itself into its limits; the
+    last one in control is the yardstick the deviation is judged against.
+    """
+    query = (
+        select(CapabilitySnapshot)
+        .join(Inspection, col(Inspection.id) == CapabilitySnapshot.inspection_id)
+        .where(
+            col(CapabilitySnapshot.plant_id) == batch.plant_id,
+            col(CapabilitySnapshot.line) == batch.line,
+            col(Inspection.result) == InspectionResult.PASS,
+        )
+    )
+    if until is not None:
+        query = query.where(col(CapabilitySnapshot.created_at) <= until)
+    latest: dict[str, CapabilitySnapshot] = {}
+    for snapshot in await session.scalars(query.order_by(col(CapabilitySnapshot.created_at))):
+        latest[snapshot.characteristic_code] = snapshot
+    return sorted(latest.values(), key=lambda s: s.characteristic_code)

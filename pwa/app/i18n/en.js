@@ -2,6 +2,7 @@
 // A value that is an object is chosen by plural category (Intl.PluralRules) of `count`.
 import overview from './overview.en.js';
 import portal from './portal.en.js';
+import cases from './cases.en.js';
 
 export default {
   'app.name': 'Loopline',
@@ -235,4 +236,5 @@ export default {
   'error.id_conflict': 'A different record with the same id exists.',
   ...overview,
   ...portal,
+  ...cases,
 };

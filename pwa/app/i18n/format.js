@@ -41,3 +41,24 @@ export function formatMeasure(value, unit) {
 export function formatList(items) {
   return new Intl.ListFormat(locale.value, { style: 'long', type: 'conjunction' }).format(items.map(String));
 }
+
+// An amount of money in its currency: "€1,440.00", "1.440,00 €", "€1,440.00" (zh-CN: "€1,440.00").
+export function formatMoney(amount, currency = 'EUR') {
+  if (amount === null || amount === undefined || amount === '') return '';
+  return new Intl.NumberFormat(locale.value, { style: 'currency', currency }).format(Number(amount));
+}
+
+// A countdown as a clock, "1:59:32", with days when longer than two: "3 days, 4:12:05".
+// The sign is the caller's words ("due in …", "overdue by …"), so this takes the magnitude.
+export function formatCountdown(ms) {
+  const total = Math.floor(Math.abs(ms) / 1000);
+  const days = total >= 48 * 3600 ? Math.floor(total / 86400) : 0;
+  const hours = Math.floor((total - days * 86400) / 3600);
+  const minutes = Math.floor((total % 3600) / 60);
+  const seconds = total % 60;
+  if (typeof Intl.DurationFormat === 'function') {
+    return new Intl.DurationFormat(locale.value, { style: 'digital', hoursDisplay: 'always' }).format({ days, hours, minutes, seconds });
+  }
+  const clock = `${hours}:${String(minutes).padStart(2, '0')}:${String(seconds).padStart(2, '0')}`;
+  return days ? `${new Intl.NumberFormat(locale.value, { style: 'unit', unit: 'day', unitDisplay: 'long' }).format(days)}, ${clock}` : clock;
+}

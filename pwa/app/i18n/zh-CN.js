@@ -1,6 +1,7 @@
 // 简体中文。键与 en.js 相同；缺少的键回退到英文。
 import overview from './overview.zh-CN.js';
 import portal from './portal.zh-CN.js';
+import cases from './cases.zh-CN.js';
 
 export default {
   'app.name': 'Loopline',
@@ -219,4 +220,5 @@ export default {
   'error.id_conflict': '已存在使用相同编号的其他记录。',
   ...overview,
   ...portal,
+  ...cases,
 };

@@ -1,9 +1,40 @@
-// The current time as a signal, so "synced 3 min ago" and outbox ages stay true on screen.
+// The current time as a signal, so "synced 3 min ago", outbox ages and SLA countdowns stay
+// true on screen. It ticks every 15 s; a screen that shows seconds asks for a faster tick
+// while it is mounted (`useTick`), and the pace falls back when it goes — so screens that
+// only show minutes are not woken every second. Hidden pages are not woken at all beyond
+// the browser's own timer throttling.
 import { signal } from '@preact/signals';
+import { useEffect } from 'preact/hooks';
 
-const TICK_MS = 15_000;
+const IDLE_MS = 15_000;
 
 export const now = signal(Date.now());
-setInterval(() => {
+
+const wanted = new Map(); // request token → interval asked for
+let timer = null;
+let pace = null;
+
+function schedule() {
+  const next = Math.min(IDLE_MS, ...wanted.values());
+  if (next === pace) return;
+  clearInterval(timer);
+  pace = next;
   now.value = Date.now();
-}, TICK_MS);
+  timer = setInterval(() => {
+    now.value = Date.now();
+  }, pace);
+}
+schedule();
+
+/** Tick at least every `ms` while the calling component is mounted. */
+export function useTick(ms) {
+  useEffect(() => {
+    const token = Symbol('tick');
+    wanted.set(token, ms);
+    schedule();
+    return () => {
+      wanted.delete(token);
+      schedule();
+    };
+  }, [ms]);
+}

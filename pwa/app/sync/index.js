@@ -312,6 +312,8 @@ class SyncClient extends EventTarget {
    */
   async fetchJson(path) {
     this.#requireUser();
+    // A view's read fails at once offline: the view shows what it kept, it does not wait out a backoff.
+    if (!navigator.onLine) throw new SyncError('offline', `GET ${path}: offline`);
     const reply = await this.#onlineGet(path);
     if (!reply) throw new SyncError('offline', `GET ${path}: no answer from the server.`);
     const body = reply.json();

@@ -6,8 +6,8 @@ import { route } from '../state/route.js';
 const SCREENS_BY_ROLE = {
   inspector: ['batches', 'threads'],
   service_rep: ['cases', 'threads'],
-  supervisor: ['overview', 'threads'],
-  admin: ['overview', 'threads'],
+  supervisor: ['overview', 'cases', 'threads'], // cases: remedies above a cap wait for them
+  admin: ['overview', 'cases', 'threads'],
   customer: ['portal'],
 };
 

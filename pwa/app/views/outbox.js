@@ -18,9 +18,34 @@ function describe(entry) {
   return detail ? `${label}: ${detail}` : label;
 }
 
-function errorText(error) {
+export function errorText(error) {
   // Known codes in the reader's language; the server's own words for the rest.
   return hasString(`error.${error.code}`) ? t(`error.${error.code}`, error.details ?? {}) : (error.message ?? error.code);
+}
+
+/**
+ * Refused changes, each with the server's reason and "Discard". The outbox lists them all; a
+ * screen lists those about what it shows (a case's status change that came too late).
+ */
+export function RefusedList({ entries }) {
+  return html`
+    <ul class="rows" aria-label=${t('outbox.refused')}>
+      ${entries.map(
+        (entry) => html`
+          <li key=${entry.id} class="row row--static row--refused">
+            <span class="row__main">
+              <span class="row__title">${describe(entry)}</span>
+              <span class="row__meta">${t('outbox.reason', { reason: errorText(entry.error) })}</span>
+              <span class="row__meta">${formatDateTime(entry.queuedAt)}</span>
+            </span>
+            <button class="button button--secondary" type="button" onClick=${() => client.discardRejected(entry.id)}>
+              ${t('outbox.discard')}
+            </button>
+          </li>
+        `,
+      )}
+    </ul>
+  `;
 }
 
 export function OutboxScreen() {
@@ -38,22 +63,7 @@ export function OutboxScreen() {
       <h1>${t('outbox.title')}</h1>
       <h2>${t('outbox.refused')}</h2>
       ${!rejected.length && html`<p class="muted">${t('outbox.refused.none')}</p>`}
-      <ul class="rows" aria-label=${t('outbox.refused')}>
-        ${rejected.map(
-          (entry) => html`
-            <li key=${entry.id} class="row row--static row--refused">
-              <span class="row__main">
-                <span class="row__title">${describe(entry)}</span>
-                <span class="row__meta">${t('outbox.reason', { reason: errorText(entry.error) })}</span>
-                <span class="row__meta">${formatDateTime(entry.queuedAt)}</span>
-              </span>
-              <button class="button button--secondary" type="button" onClick=${() => client.discardRejected(entry.id)}>
-                ${t('outbox.discard')}
-              </button>
-            </li>
-          `,
-        )}
-      </ul>
+      <${RefusedList} entries=${rejected} />
       <h2>${t('outbox.unsent')}</h2>
       ${!queued.length && html`<p class="muted">${t('status.unsent.none')}</p>`}
       <ul class="rows" aria-label=${t('outbox.unsent')}>

@@ -1,5 +1,6 @@
 // Which view shows a route: `#/batches`, `#/batches/<id>`, `#/batches/<id>/inspect`,
-// `#/batches/<id>/defect`, `#/threads`, `#/threads/<id>`, `#/outbox`, `#/portal/…` (views/portal/).
+// `#/batches/<id>/defect`, `#/threads`, `#/threads/<id>`, `#/cases`, `#/cases/<id>`, `#/overview`, `#/outbox`,
+// `#/portal/…` (views/portal/).
 import { html } from '../html.js';
 import { routeArgs } from '../state/route.js';
 import { ComingScreen } from './coming.js';
@@ -12,6 +13,8 @@ import { ThreadScreen } from './threads/thread.js';
 import { OutboxScreen } from './outbox.js';
 import { OverviewScreen } from './overview/screen.js';
 import { PortalScreen } from './portal/index.js';
+import { CasesScreen } from './cases/inbox.js';
+import { CaseScreen } from './cases/case.js';
 
 const BATCH_SCREENS = { inspect: InspectScreen, defect: DefectScreen };
 
@@ -27,6 +30,8 @@ export function Screen({ name }) {
       return id ? html`<${ThreadScreen} key=${id} threadId=${id} />` : html`<${ThreadsScreen} />`;
     case 'overview':
       return html`<${OverviewScreen} />`;
+    case 'cases':
+      return id ? html`<${CaseScreen} key=${id} caseId=${id} />` : html`<${CasesScreen} />`;
     case 'outbox':
       return html`<${OutboxScreen} />`;
     case 'portal':

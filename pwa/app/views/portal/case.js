@@ -11,7 +11,7 @@ import { href } from '../../state/route.js';
 import { sync } from '../../state/session.js';
 import { Badge } from '../../ui/badge.js';
 import { Photo } from '../../ui/photos.js';
-import { ThreadScreen } from '../threads/thread.js';
+import { ThreadView } from '../threads/thread.js';
 import { CASE_TONES, REMEDY_TONES, caseThread, categoryLabel } from './model.js';
 
 const ENTITIES = ['case', 'advisory', 'remedy', 'attachment', 'thread', 'complaint_category', 'product_model'];
@@ -106,7 +106,7 @@ export function CaseScreen({ caseId }) {
         <div class="message__photos">${photos.map((item, i) => html`<${Photo} key=${item.id} sha256=${item.sha256} size="display" alt=${t('photos.nth', { count: i + 1 })} />`)}</div>`}
 
       <h2>${t('portal.case.messages')}</h2>
-      ${thread ? html`<${ThreadScreen} key=${thread.id} threadId=${thread.id} embedded othersName=${t('portal.case.service_team')} />` : html`<p class="muted">${t('thread.empty')}</p>`}
+      ${thread ? html`<${ThreadView} key=${thread.id} threadId=${thread.id} embedded othersName=${t('portal.case.service_team')} />` : html`<p class="muted">${t('thread.empty')}</p>`}
     </section>
   `;
 }

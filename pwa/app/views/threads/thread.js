@@ -10,6 +10,7 @@ import { byId, useQueued, useRecords } from '../../state/records.js';
 import { href } from '../../state/route.js';
 import { sync, user } from '../../state/session.js';
 import { Badge } from '../../ui/badge.js';
+import { useConfirm } from '../../ui/confirm.js';
 import { Photo, PhotoPicker } from '../../ui/photos.js';
 import { isLive, summarize } from './model.js';
 
@@ -87,18 +88,29 @@ function PendingMessage({ entry, online }) {
   `;
 }
 
+// `answer` (a number that grows) asks the composer for a reply to the customer: the case
+// view's "first response" sets "Visible to customer" and puts the cursor in the message.
 // A customer's every message is for the other side; staff write internal notes unless they publish.
-function Composer({ thread, canPublish, isCustomer }) {
+function Composer({ thread, canPublish, isCustomer, answer = 0 }) {
   const [body, setBody] = useState('');
   const [toCustomer, setToCustomer] = useState(false);
   const [photos, setPhotos] = useState([]);
   const [error, setError] = useState(null);
+  const [dialog, ask] = useConfirm();
+  const field = useRef(null);
+
+  useEffect(() => {
+    if (!answer || !canPublish) return;
+    setToCustomer(true);
+    field.current?.focus();
+  }, [answer]);
 
   async function send(event) {
     event.preventDefault();
     const text = body.trim();
     if (!text) return;
-    if (toCustomer && !confirm(t('thread.publish.confirm'))) return;
+    // Publishing is a deliberate act: asked in the app, named on the button.
+    if (toCustomer && !(await ask({ title: t('thread.publish.title'), message: t('thread.publish.confirm'), confirm: t('thread.publish.yes') }))) return;
     try {
       await client.enqueue('message.post', {
         id: newId(),
@@ -123,6 +135,7 @@ function Composer({ thread, canPublish, isCustomer }) {
       <textarea
         class="field__input field__input--area"
         id="message-body"
+        ref=${field}
         rows="2"
         value=${body}
         onInput=${(event) => {
@@ -144,14 +157,22 @@ function Composer({ thread, canPublish, isCustomer }) {
         <button class="button button--primary" type="submit">${t('thread.send')}</button>
       </div>
       ${error && html`<p class="notice notice--danger" role="alert">${error}</p>`}
+      ${dialog}
     </form>
   `;
 }
 
-// `embedded`: inside a page that shows the subject itself (the portal's case), so without
-// the way back to the thread list and the subject's header. `othersName` names an author this
-// device has no card of (a customer has none of the staff's).
-export function ThreadScreen({ threadId, embedded = false, othersName = null }) {
+export function ThreadScreen({ threadId }) {
+  return html`<section class="screen"><a class="back" href=${href('threads')}>${t('thread.back')}</a><${ThreadView} threadId=${threadId} /></section>`;
+}
+
+/**
+ * The thread itself: subject, messages, typing, composer. The threads screen shows it whole;
+ * a case view (the rep's, the portal's) embeds it (`embedded`: a section with an h2, no link
+ * back to its own subject). `othersName` names an author this device has no card of (a
+ * customer has none of the staff's).
+ */
+export function ThreadView({ threadId, embedded = false, answer = 0, othersName = null }) {
   const { ready, data } = useRecords(ENTITIES);
   const queued = useQueued('message.post');
   const me = user.value.id;
@@ -188,7 +209,7 @@ export function ThreadScreen({ threadId, embedded = false, othersName = null }) 
 
   if (!ready) return html`<p class="loading">${t('app.loading')}</p>`;
   if (!thread && embedded) return html`<p class="muted">${t('thread.empty')}</p>`;
-  if (!thread) return html`<section class="screen"><p class="notice notice--warn">${t('thread.missing')}</p><a class="button button--secondary" href=${href('threads')}>${t('thread.back')}</a></section>`;
+  if (!thread) return html`<p class="notice notice--warn">${t('thread.missing')}</p>`;
 
   const people = byId(data.user);
   const nameOf = (id) => (id === me ? t('thread.you') : (people.get(id)?.display_name ?? othersName ?? t('thread.someone')));
@@ -200,18 +221,17 @@ export function ThreadScreen({ threadId, embedded = false, othersName = null }) 
   const readersOfLastMine =
     lastMine &&
     participants.filter((row) => row.user_id !== me && row.read_seq >= lastMine.thread_seq).map((row) => nameOf(row.user_id));
-  const subject = subjectLink(thread, data);
+  const subject = !embedded && subjectLink(thread, data);
   const canPublish = STAFF_WHO_PUBLISH.has(user.value.role) && CUSTOMER_SUBJECTS.has(thread.subject_type);
 
+  const Heading = embedded ? 'h2' : 'h1';
   return html`
-    <section class="${embedded ? 'thread thread--embedded' : 'screen thread'}">
-      ${!embedded &&
-      html`<a class="back" href=${href('threads')}>${t('thread.back')}</a>
-        <header class="thread__subject">
-          <span class="thread__kind">${t(`subject.${thread.subject_type}`)}</span>
-          <h1>${thread.title}</h1>
-          ${subject && html`<a class="button button--secondary" href=${subject}>${t('thread.open_subject')}</a>`}
-        </header>`}
+    <section class=${embedded ? 'panel thread thread--embedded' : 'thread'} aria-labelledby=${`thread-${threadId}`}>
+      <header class="thread__subject">
+        ${!embedded && html`<span class="thread__kind">${t(`subject.${thread.subject_type}`)}</span>`}
+        <${Heading} id=${`thread-${threadId}`}>${embedded ? t('thread.conversation') : thread.title}</${Heading}>
+        ${subject && html`<a class="button button--secondary" href=${subject}>${t('thread.open_subject')}</a>`}
+      </header>
       <div class="thread__log" ref=${log} role="log" aria-live="polite" aria-relevant="additions" aria-label=${t('thread.messages')} tabindex="0">
         <ol class="thread__messages">
         ${!messages.length && !pending.length && html`<li class="muted">${t('thread.empty')}</li>`}
@@ -230,7 +250,7 @@ export function ThreadScreen({ threadId, embedded = false, othersName = null }) 
         </ol>
       </div>
       <p class="thread__typing" aria-live="polite">${typing.length ? t('thread.typing', { names: typing.map(nameOf).join(', ') }) : ''}</p>
-      <${Composer} thread=${thread} canPublish=${canPublish} isCustomer=${isCustomer} />
+      <${Composer} thread=${thread} canPublish=${canPublish} isCustomer=${isCustomer} answer=${answer} />
     </section>
   `;
 }
