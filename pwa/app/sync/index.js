@@ -62,6 +62,10 @@ class SyncClient extends EventTarget {
     this.#pullLimit = pullLimit;
     this.#send = createTransport(baseUrl);
     this.#channel = new TabChannel('loopline-sync', (message) => this.#onTabMessage(message));
+    // Open the device database now, while the page's other modules still load: the browser
+    // opens it off the main thread, and the first read of the session no longer waits for it.
+    // A failure surfaces at that first read (this promise is kept), not as an unhandled one.
+    this.#authorities().catch(() => {});
   }
 
   // -- session ---------------------------------------------------------------------
