@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -130,3 +131,31 @@ def test_the_barcode_reader_binary_is_the_one_barcode_detector_was_built_for() -
     wasm = (PWA / "vendor" / "zxing-wasm" / "zxing_reader.wasm").read_bytes()
     glue = (PWA / "vendor" / "barcode-detector" / "zxing-exported.js").read_text()
     assert f'"{hashlib.sha256(wasm).hexdigest()}"' in glue
+
+
+async def test_the_shell_preloads_the_modules_of_its_first_screen_after_its_import_map(
+    client: AsyncTestClient[Any],
+) -> None:
+    page = (await client.get("/")).text
+    base = f"/app/{(await client.get('/')).headers['x-loopline-build']}/"
+    preloaded = re.findall(r'<link rel="modulepreload" href="([^"]+)">', page)
+    assert preloaded[0] == base + "app/main.js"
+    # main.js's own imports, a vendored module reached by its import-map name, a module two levels down.
+    for path in ("app/views/app.js", "vendor/preact/preact.mjs", "vendor/preact/hooks.mjs", "app/sync/outbox.js"):
+        assert base + path in preloaded, path
+    # What a screen imports only when it is used (`import()`) is not fetched ahead.
+    assert base + "app/ui/scanner.js" not in preloaded
+    assert page.index('<script type="importmap">') < page.index('rel="modulepreload"')
+    assert all(href.startswith(base) for href in preloaded)
+
+
+async def test_text_assets_travel_gzipped_to_browsers_that_accept_it(client: AsyncTestClient[Any]) -> None:
+    base = f"/app/{(await client.get('/')).headers['x-loopline-build']}/"
+    gzipped = await client.get(base + "app/main.js", headers={"Accept-Encoding": "gzip"})
+    assert gzipped.headers["content-encoding"] == "gzip"
+    assert gzipped.content == (PWA / "app/main.js").read_bytes()  # decoded by the client
+    plain = await client.get(base + "app/main.js", headers={"Accept-Encoding": "identity"})
+    assert "content-encoding" not in plain.headers
+    assert plain.content == (PWA / "app/main.js").read_bytes()
+    png = await client.get(base + "icons/icon-512.png", headers={"Accept-Encoding": "gzip"})
+    assert "content-encoding" not in png.headers  # already compressed

@@ -53,7 +53,7 @@ from loopline.realtime.sessions import make_hub
 from loopline.syncing.controllers import controllers as sync_controllers
 from loopline.threads.controllers import controllers as thread_controllers
 from loopline.webapp import routes as webapp
-from loopline.webapp.build import Build
+from loopline.webapp.build import build_of
 from loopline.webapp.docs import swagger_ui
 
 API_PREFIX = "/api/v1"
@@ -124,7 +124,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     )
     runtime.after_commit.append(hub.ring)
     runtime.on_sessions_ended.append(hub.end_sessions)
-    build = Build.load(settings.pwa_dir)
+    build = build_of(settings.pwa_dir)
 
     async def load_principal(claims: dict[str, Any]) -> Principal | None:
         return await people_service.load_principal(runtime, claims)

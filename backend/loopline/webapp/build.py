@@ -8,12 +8,16 @@ build's paths; the old service worker's cache still has them).
 
 from __future__ import annotations
 
+import functools
+import gzip
 import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
 from string import Template
 from typing import Any
+
+from loopline.webapp.modules import import_map, static_graph
 
 # Only these kinds of files are served; anything else in the tree (READMEs, licences, the
 # vendor lock) stays on disk.
@@ -33,12 +37,22 @@ ASSET_FOLDERS = ("app", "vendor", "icons")
 NOT_SERVED = frozenset({"vendor/vendor.lock.json"})
 SHELL_FILES = ("index.html", "sw.js", "manifest.webmanifest")
 BUILD_ID_LENGTH = 16
+ENTRY_MODULE = "app/main.js"
+# Text (and WebAssembly) shrinks several times under gzip; PNGs and fonts are compressed already.
+COMPRESSIBLE = frozenset({"text/javascript", "text/css", "application/json", "application/wasm", "image/svg+xml"})
+
+
+def _gzip(body: bytes) -> bytes:
+    # mtime 0: the same file gives the same bytes in every process and every deploy.
+    return gzip.compress(body, compresslevel=6, mtime=0)
 
 
 @dataclass(frozen=True)
 class Asset:
     body: bytes
     media_type: str
+    # The same bytes gzipped, made once at start-up, for browsers that accept it (all do).
+    gzipped: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -65,14 +79,21 @@ class Build:
         build_id = _content_hash({**shell, **{path: asset.body for path, asset in assets.items()}})
         precache = tuple(sorted(path for path in assets if path not in _not_precached(pwa_dir, assets)))
         base = f"/app/{build_id}/"
+        index_html = _index_html(shell["index.html"].decode(), base, build_id, assets)
         return cls(
             id=build_id,
             assets=assets,
             precache=precache,
-            index_html=Template(shell["index.html"].decode()).substitute(base=base, build_id=build_id).encode(),
+            index_html=index_html,
             service_worker=_service_worker(shell["sw.js"], build_id, base, precache),
             manifest=_manifest(shell["manifest.webmanifest"], base),
         )
+
+
+@functools.cache
+def build_of(pwa_dir: Path) -> Build:
+    """The build of `pwa_dir`, read (and compressed) once per process, however many apps it serves."""
+    return Build.load(pwa_dir)
 
 
 def _read_assets(pwa_dir: Path) -> dict[str, Asset]:
@@ -82,8 +103,19 @@ def _read_assets(pwa_dir: Path) -> dict[str, Asset]:
             media_type = MEDIA_TYPES.get(path.suffix)
             name = path.relative_to(pwa_dir).as_posix()
             if path.is_file() and media_type and not path.name.startswith(".") and name not in NOT_SERVED:
-                assets[name] = Asset(path.read_bytes(), media_type)
+                body = path.read_bytes()
+                assets[name] = Asset(body, media_type, _gzip(body) if media_type in COMPRESSIBLE else None)
     return assets
+
+
+def _index_html(template: str, base: str, build_id: str, assets: dict[str, Asset]) -> bytes:
+    """The shell with its build's paths, and a preload hint for every module the first screen imports."""
+    page = Template(template)
+    without_hints = page.substitute(base=base, build_id=build_id, modulepreload="")
+    sources = {path: asset.body for path, asset in assets.items() if asset.media_type == "text/javascript"}
+    graph = static_graph(ENTRY_MODULE, sources, import_map(without_hints, base))
+    hints = "\n  ".join(f'<link rel="modulepreload" href="{base}{path}">' for path in graph)
+    return page.substitute(base=base, build_id=build_id, modulepreload=hints).encode()
 
 
 def _content_hash(files: dict[str, bytes]) -> str:

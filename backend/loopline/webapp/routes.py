@@ -7,7 +7,9 @@ live at paths that name the build and never change (`immutable`).
 
 from __future__ import annotations
 
-from litestar import Response, get
+from typing import Any
+
+from litestar import Request, Response, get
 from litestar.datastructures import State
 from litestar.exceptions import NotFoundException
 
@@ -18,10 +20,12 @@ IMMUTABLE = "public, max-age=31536000, immutable"
 TAGS = ["web app"]
 
 
-def _response(body: bytes, media_type: str, cache_control: str, build: Build) -> Response[bytes]:
+def _response(
+    body: bytes, media_type: str, cache_control: str, build: Build, headers: dict[str, str] | None = None
+) -> Response[bytes]:
     # The build header lets the service worker check that the shell it stores is its own version.
-    headers = {"Cache-Control": cache_control, "X-Loopline-Build": build.id, "X-Content-Type-Options": "nosniff"}
-    return Response(body, media_type=media_type, headers=headers)
+    common = {"Cache-Control": cache_control, "X-Loopline-Build": build.id, "X-Content-Type-Options": "nosniff"}
+    return Response(body, media_type=media_type, headers={**common, **(headers or {})})
 
 
 @get("/", operation_id="web_shell", exclude_from_auth=True, tags=TAGS, security=[])
@@ -46,14 +50,17 @@ async def manifest(state: State) -> Response[bytes]:
 
 
 @get("/app/{build_id:str}/{path:path}", operation_id="web_asset", exclude_from_auth=True, tags=TAGS, security=[])
-async def asset(state: State, build_id: str, path: str) -> Response[bytes]:
+async def asset(request: Request[Any, Any, Any], state: State, build_id: str, path: str) -> Response[bytes]:
     """A file of the running build; other builds' paths are not served (their pages use their own cache)."""
     build: Build = state.build
     # A lookup in the files read at start-up: no path from the request ever reaches the file system.
     found = build.assets.get(path.lstrip("/")) if build_id == build.id else None
     if found is None:
         raise NotFoundException("No such file in this version of the app.")
-    return _response(found.body, found.media_type, IMMUTABLE, build)
+    if found.gzipped is not None and "gzip" in request.headers.get("accept-encoding", ""):
+        encoded = {"Content-Encoding": "gzip", "Vary": "Accept-Encoding"}
+        return _response(found.gzipped, found.media_type, IMMUTABLE, build, encoded)
+    return _response(found.body, found.media_type, IMMUTABLE, build, {"Vary": "Accept-Encoding"})
 
 
 route_handlers = [shell, service_worker, manifest, asset]
