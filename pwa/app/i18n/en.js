@@ -1,5 +1,8 @@
 // English strings. Keys are grouped by screen; `{name}` marks a value filled in by `t`.
 // A value that is an object is chosen by plural category (Intl.PluralRules) of `count`.
+import errors from './errors.en.js';
+import common from './common.en.js';
+
 export default {
   'app.name': 'Loopline',
   'app.loading': 'Loading…',
@@ -225,9 +228,6 @@ export default {
   'mutation.thread.read': 'Read mark',
   'mutation.attachment.link': 'Photo link',
 
-  'error.stale_transition': 'Someone changed it first: it is now “{current}”.',
-  'error.forbidden': 'You may not make this change.',
-  'error.not_found': 'What this change refers to is not there (or not yours to change).',
-  'error.validation_error': 'Some of the values are not valid.',
-  'error.id_conflict': 'A different record with the same id exists.',
+  ...errors,
+  ...common,
 };

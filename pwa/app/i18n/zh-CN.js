@@ -1,4 +1,7 @@
 // 简体中文。键与 en.js 相同；缺少的键回退到英文。
+import errors from './errors.zh-CN.js';
+import common from './common.zh-CN.js';
+
 export default {
   'app.name': 'Loopline',
   'app.loading': '正在加载…',
@@ -209,9 +212,6 @@ export default {
   'mutation.thread.read': '已读标记',
   'mutation.attachment.link': '照片关联',
 
-  'error.stale_transition': '已被他人先行修改：当前状态为“{current}”。',
-  'error.forbidden': '您无权进行此更改。',
-  'error.not_found': '此更改所指的对象不存在（或您无权更改）。',
-  'error.validation_error': '部分数值无效。',
-  'error.id_conflict': '已存在使用相同编号的其他记录。',
+  ...errors,
+  ...common,
 };

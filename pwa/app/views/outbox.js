@@ -5,6 +5,7 @@ import { useEffect, useState } from 'preact/hooks';
 import { html } from '../html.js';
 import { t, hasString, formatDuration } from '../i18n/index.js';
 import { formatDateTime } from '../i18n/format.js';
+import { errorText } from '../i18n/errors.js';
 import { client } from '../state/client.js';
 import { now } from '../state/clock.js';
 import { sync } from '../state/session.js';
@@ -16,11 +17,6 @@ function describe(entry) {
   const label = hasString(`mutation.${name}`) ? t(`mutation.${name}`) : name;
   const detail = args.body ?? args.description ?? args.lot_no ?? args.to ?? '';
   return detail ? `${label}: ${detail}` : label;
-}
-
-function errorText(error) {
-  // Known codes in the reader's language; the server's own words for the rest.
-  return hasString(`error.${error.code}`) ? t(`error.${error.code}`, error.details ?? {}) : (error.message ?? error.code);
 }
 
 export function OutboxScreen() {

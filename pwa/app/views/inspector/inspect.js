@@ -4,6 +4,7 @@
 import { useState } from 'preact/hooks';
 import { html } from '../../html.js';
 import { t } from '../../i18n/index.js';
+import { errorText } from '../../i18n/errors.js';
 import { formatMeasure } from '../../i18n/format.js';
 import { client, newId } from '../../state/client.js';
 import { useRecords } from '../../state/records.js';
@@ -72,7 +73,7 @@ export function InspectScreen({ batchId }) {
       });
       go('batches', batch.id);
     } catch (failure) {
-      setError(failure.message);
+      setError(errorText(failure));
       setBusy(false);
     }
   }

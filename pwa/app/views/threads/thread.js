@@ -4,6 +4,7 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { html } from '../../html.js';
 import { t } from '../../i18n/index.js';
+import { errorText } from '../../i18n/errors.js';
 import { formatDateTime } from '../../i18n/format.js';
 import { client, newId } from '../../state/client.js';
 import { byId, useQueued, useRecords } from '../../state/records.js';
@@ -112,7 +113,7 @@ function Composer({ thread, canPublish }) {
       setToCustomer(false);
       setError(null);
     } catch (failure) {
-      setError(failure.message);
+      setError(errorText(failure));
     }
   }
 
