@@ -2,4 +2,6 @@
 export default {
   'mutation.user.set_locale': 'Language',
   'skip.to_main': 'Skip to content',
+  'status.connection': 'Connection',
+  'outbox.change': '{label}: {detail}',
 };

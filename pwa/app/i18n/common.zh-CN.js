@@ -2,4 +2,6 @@
 export default {
   'mutation.user.set_locale': '语言',
   'skip.to_main': '跳到正文',
+  'status.connection': '网络连接',
+  'outbox.change': '{label}：{detail}',
 };

@@ -36,3 +36,8 @@ export function formatMeasure(value, unit) {
   const number = formatNumber(value);
   return unit ? `${number} ${unit}` : number;
 }
+
+// "Lena, Marcus and Wang Lei" / "Lena、Marcus和Wang Lei": names or codes as a list of the locale.
+export function formatList(items) {
+  return new Intl.ListFormat(locale.value, { style: 'long', type: 'conjunction' }).format(items.map(String));
+}

@@ -16,7 +16,7 @@ function describe(entry) {
   const { name, args } = entry;
   const label = hasString(`mutation.${name}`) ? t(`mutation.${name}`) : name;
   const detail = args.body ?? args.description ?? args.lot_no ?? args.to ?? '';
-  return detail ? `${label}: ${detail}` : label;
+  return detail ? t('outbox.change', { label, detail }) : label;
 }
 
 export function OutboxScreen() {

@@ -5,7 +5,7 @@ import { useEffect, useRef, useState } from 'preact/hooks';
 import { html } from '../../html.js';
 import { t } from '../../i18n/index.js';
 import { errorText } from '../../i18n/errors.js';
-import { formatDateTime } from '../../i18n/format.js';
+import { formatDateTime, formatList } from '../../i18n/format.js';
 import { client, newId } from '../../state/client.js';
 import { byId, useQueued, useRecords } from '../../state/records.js';
 import { href } from '../../state/route.js';
@@ -212,13 +212,13 @@ export function ThreadScreen({ threadId }) {
             author=${nameOf(message.author_id)}
             mine=${message.author_id === me}
             photos=${photosOf(message.id)}
-            readers=${message === lastMine && readersOfLastMine.length ? t('thread.read_by', { names: readersOfLastMine.join(', ') }) : null}
+            readers=${message === lastMine && readersOfLastMine.length ? t('thread.read_by', { names: formatList(readersOfLastMine) }) : null}
           />`,
         )}
         ${pending.map((entry) => html`<${PendingMessage} key=${entry.id} entry=${entry} online=${sync.value.online} />`)}
         </ol>
       </div>
-      <p class="thread__typing" aria-live="polite">${typing.length ? t('thread.typing', { names: typing.map(nameOf).join(', ') }) : ''}</p>
+      <p class="thread__typing" aria-live="polite">${typing.length ? t('thread.typing', { names: formatList(typing.map(nameOf)) }) : ''}</p>
       <${Composer} thread=${thread} canPublish=${canPublish} />
     </section>
   `;
