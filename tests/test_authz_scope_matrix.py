@@ -452,6 +452,8 @@ MUTATION_TARGETS: dict[str, list[Target]] = {
     "message.delete": [Target(Message, lambda target, _w, _p: {"id": target})],
     "thread.read": [Target(Thread, lambda target, _w, _p: {"thread_id": target, "up_to_seq": 1})],
     "attachment.link": [Target(model, _link_to(entity)) for entity, model in LINKABLE.items()],
+    # Only one's own row: anyone else's (here one the user cannot even read) is missing.
+    "user.set_locale": [Target(User, lambda target, _w, _p: {"id": target, "locale": "zh-CN"})],
 }
 
 

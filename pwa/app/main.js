@@ -4,6 +4,7 @@ import { html } from './html.js';
 import { t } from './i18n/index.js';
 import { ready, user, restoreSession } from './state/session.js';
 import { registerServiceWorker } from './state/update.js';
+import './state/locale.js'; // the user's language follows them: listens from start-up on
 import { AppShell } from './views/app.js';
 import { SignIn } from './views/sign-in.js';
 

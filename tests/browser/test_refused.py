@@ -75,7 +75,7 @@ def test_a_stale_status_change_is_shown_with_its_reason_and_discarded_while_the_
     refused.click()
     row = app.page.get_by_role("list", name="Refused by the server").get_by_role("listitem")
     expect(row).to_contain_text("Defect status")
-    expect(row).to_contain_text("Someone changed it first: it is now “closed”.")
+    expect(row).to_contain_text("Someone changed it first: it is now “Closed”.")
     app.shoot("inspector", "outbox-refused", "tablet", "en")
     row.get_by_role("button", name="Discard").click()
     expect(row).to_have_count(0)

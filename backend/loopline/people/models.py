@@ -26,7 +26,9 @@ class User(ScopedEntity, PersonalData, table=True):
     display_name: str = Field(max_length=120)
     email: str | None = Field(default=None, max_length=254)
     role: Role = Field(sa_type=EnumString(Role, 16))
-    locale: str = Field(default="en", max_length=8)
+    # The language the user chose in the app ("en", "zh-CN"); empty until they choose one, and
+    # until then each of their devices follows its browser's language.
+    locale: str = Field(default="", max_length=8)
     is_active: bool = Field(default=True)
     password_hash: str = Field(max_length=255)
 

@@ -36,6 +36,7 @@ from loopline.core.uow import UnitOfWork, stage_rows
 from loopline.customer.mutations import mutations as customer_mutations
 from loopline.loop.mutations import mutations as loop_mutations
 from loopline.media.mutations import mutations as media_mutations
+from loopline.people.mutations import mutations as people_mutations
 from loopline.quality.improvement import mutations as improvement_mutations
 from loopline.quality.mutations import mutations as quality_mutations
 from loopline.syncing.envelope import check_client_id, check_schema_version
@@ -57,6 +58,7 @@ MUTATIONS: dict[str, Handler | BatchHandler] = {
     **loop_mutations,
     **thread_mutations,
     **media_mutations,
+    **people_mutations,
 }
 
 RETRY_AFTER_S = 2

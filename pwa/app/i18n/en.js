@@ -3,6 +3,8 @@
 import overview from './overview.en.js';
 import portal from './portal.en.js';
 import cases from './cases.en.js';
+import errors from './errors.en.js';
+import common from './common.en.js';
 
 export default {
   'app.name': 'Loopline',
@@ -228,13 +230,9 @@ export default {
   'mutation.message.post': 'Message',
   'mutation.thread.read': 'Read mark',
   'mutation.attachment.link': 'Photo link',
-
-  'error.stale_transition': 'Someone changed it first: it is now “{current}”.',
-  'error.forbidden': 'You may not make this change.',
-  'error.not_found': 'What this change refers to is not there (or not yours to change).',
-  'error.validation_error': 'Some of the values are not valid.',
-  'error.id_conflict': 'A different record with the same id exists.',
   ...overview,
   ...portal,
   ...cases,
+  ...errors,
+  ...common,
 };

@@ -9,7 +9,7 @@ const TABLES = { en, 'zh-CN': zhCN };
 // Each language named in itself, so anyone can find their own in the switcher.
 export const LOCALES = [
   { tag: 'en', name: 'English' },
-  { tag: 'zh-CN', name: '简体中文' },
+  { tag: 'zh-CN', name: '中文' },
 ];
 const STORAGE_KEY = 'loopline.locale';
 
@@ -25,6 +25,9 @@ function pickLocale() {
   return 'en';
 }
 
+export const isLocale = (tag) => Boolean(TABLES[tag]);
+
+// Shows the app in `tag` on this device at once; state/locale.js also keeps it on the user.
 export function setLocale(tag) {
   if (!TABLES[tag]) return;
   localStorage.setItem(STORAGE_KEY, tag);

@@ -2,6 +2,8 @@
 import overview from './overview.zh-CN.js';
 import portal from './portal.zh-CN.js';
 import cases from './cases.zh-CN.js';
+import errors from './errors.zh-CN.js';
+import common from './common.zh-CN.js';
 
 export default {
   'app.name': 'Loopline',
@@ -212,13 +214,9 @@ export default {
   'mutation.message.post': '消息',
   'mutation.thread.read': '已读标记',
   'mutation.attachment.link': '照片关联',
-
-  'error.stale_transition': '已被他人先行修改：当前状态为“{current}”。',
-  'error.forbidden': '您无权进行此更改。',
-  'error.not_found': '此更改所指的对象不存在（或您无权更改）。',
-  'error.validation_error': '部分数值无效。',
-  'error.id_conflict': '已存在使用相同编号的其他记录。',
   ...overview,
   ...portal,
   ...cases,
+  ...errors,
+  ...common,
 };

@@ -1,6 +1,8 @@
 // The sync status, always in view: connection, when this device last synced, unsent changes
 // (count and age of the oldest), photos still uploading, and refused changes. Each item is a
-// word with a colour.
+// word with a colour. The connection and the unsent count are live regions (side by side,
+// never nested), so a screen reader hears going offline and changes piling up; the "synced
+// ago" chip is not, or it would speak every minute.
 import { html } from '../html.js';
 import { t, formatAgo, formatDuration } from '../i18n/index.js';
 import { now } from '../state/clock.js';
@@ -33,7 +35,7 @@ export function StatusBar() {
   const photos = status.photosPending ?? 0;
   return html`
     <div class="statusbar" role="group" aria-label=${t('status.label')}>
-      <${Chip} tone=${status.online ? 'ok' : 'offline'}>
+      <${Chip} tone=${status.online ? 'ok' : 'offline'} role="status" aria-label=${t('status.connection')}>
         ${status.online ? t('status.online') : t('status.offline')}
       <//>
       <${Chip} tone="plain">${syncedText(status)}<//>

@@ -11,6 +11,12 @@ import { LanguageSelect } from '../ui/language-select.js';
 import { SignOutButton } from './sign-out.js';
 import { Screen } from './screens.js';
 
+// The routes live in the address's hash, so the skip link moves focus itself, not the address.
+function skipToMain(event) {
+  event.preventDefault();
+  document.getElementById('main')?.focus();
+}
+
 export function AppShell() {
   const { display_name: name, role } = user.value;
   const screens = screensFor(role);
@@ -22,6 +28,7 @@ export function AppShell() {
   }, [current]);
   return html`
     <div class="shell">
+      <a class="skip-link" href="#main" onClick=${skipToMain}>${t('skip.to_main')}</a>
       <header class="shell__header">
         <div class="topbar">
           <a class="brand" href=${`#/${screens[0]}`}>
@@ -38,7 +45,7 @@ export function AppShell() {
         <${StatusBar} />
         <${UpdateBanner} />
       </header>
-      <main class="shell__main" id="main">
+      <main class="shell__main" id="main" tabindex="-1">
         <${Screen} name=${current} />
         <footer class="shell__footer"><${LanguageSelect} id="footer-language" /></footer>
       </main>

@@ -5,6 +5,7 @@ import { useEffect, useState } from 'preact/hooks';
 import { html } from '../html.js';
 import { t, hasString, formatDuration } from '../i18n/index.js';
 import { formatDateTime } from '../i18n/format.js';
+import { errorText } from '../i18n/errors.js';
 import { client } from '../state/client.js';
 import { now } from '../state/clock.js';
 import { sync } from '../state/session.js';
@@ -15,12 +16,7 @@ function describe(entry) {
   const { name, args } = entry;
   const label = hasString(`mutation.${name}`) ? t(`mutation.${name}`) : name;
   const detail = args.body ?? args.description ?? args.lot_no ?? args.to ?? '';
-  return detail ? `${label}: ${detail}` : label;
-}
-
-export function errorText(error) {
-  // Known codes in the reader's language; the server's own words for the rest.
-  return hasString(`error.${error.code}`) ? t(`error.${error.code}`, error.details ?? {}) : (error.message ?? error.code);
+  return detail ? t('outbox.change', { label, detail }) : label;
 }
 
 /**

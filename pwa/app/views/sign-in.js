@@ -1,19 +1,19 @@
-// The sign-in screen. Errors say what happened and what to do; the client's error codes
-// pick the message (see i18n keys `signin.error.*`).
+// The sign-in screen. Errors say what happened and what to do; the error's code picks the
+// message: the sign-in's own words (`signin.error.*`) first, then the server's (errors.js).
 import { useState } from 'preact/hooks';
 import { html } from '../html.js';
-import { t } from '../i18n/index.js';
+import { t, hasString } from '../i18n/index.js';
+import { errorText as serverErrorText } from '../i18n/errors.js';
 import { signIn, sync } from '../state/session.js';
 import { LanguageSelect } from '../ui/language-select.js';
 import { UpdateBanner } from '../ui/update-banner.js';
-
-const KNOWN_ERRORS = new Set(['invalid_credentials', 'rate_limited', 'offline', 'server_error', 'missing']);
 
 function errorText({ code, retryAfter }) {
   if (code === 'rate_limited' && retryAfter > 0) {
     return t('signin.error.rate_limited_wait', { count: Math.ceil(retryAfter / 60) });
   }
-  return t(`signin.error.${KNOWN_ERRORS.has(code) ? code : 'server_error'}`);
+  if (hasString(`signin.error.${code}`)) return t(`signin.error.${code}`);
+  return hasString(`error.${code}`) ? serverErrorText({ code }) : t('signin.error.server_error');
 }
 
 export function SignIn() {

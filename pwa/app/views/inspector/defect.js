@@ -2,6 +2,7 @@
 import { useState } from 'preact/hooks';
 import { html } from '../../html.js';
 import { t } from '../../i18n/index.js';
+import { errorText } from '../../i18n/errors.js';
 import { client, newId } from '../../state/client.js';
 import { useRecords } from '../../state/records.js';
 import { go, href } from '../../state/route.js';
@@ -47,7 +48,7 @@ export function DefectScreen({ batchId }) {
       });
       go('batches', batch.id);
     } catch (failure) {
-      setError(failure.message);
+      setError(errorText(failure));
       setBusy(false);
     }
   }

@@ -4,7 +4,8 @@
 import { useState } from 'preact/hooks';
 import { html } from '../../html.js';
 import { t } from '../../i18n/index.js';
-import { formatMeasure } from '../../i18n/format.js';
+import { errorText } from '../../i18n/errors.js';
+import { formatMeasure, formatList } from '../../i18n/format.js';
 import { client, newId } from '../../state/client.js';
 import { useRecords } from '../../state/records.js';
 import { go, href } from '../../state/route.js';
@@ -72,7 +73,7 @@ export function InspectScreen({ batchId }) {
       });
       go('batches', batch.id);
     } catch (failure) {
-      setError(failure.message);
+      setError(errorText(failure));
       setBusy(false);
     }
   }
@@ -136,8 +137,8 @@ export function InspectScreen({ batchId }) {
             ? html`
                 <${Badge} status=${result} label=${t(`inspect.result.${result}`)} />
                 <span>${t('inspect.entered', { count: entered.length, total: fields.length })}</span>
-                ${failing.length > 0 && html`<span>${t('inspect.failing', { codes: failing.join(', ') })}</span>`}
-                ${warned.length > 0 && html`<span>${t('inspect.warned', { codes: warned.join(', ') })}</span>`}
+                ${failing.length > 0 && html`<span>${t('inspect.failing', { codes: formatList(failing) })}</span>`}
+                ${warned.length > 0 && html`<span>${t('inspect.warned', { codes: formatList(warned) })}</span>`}
               `
             : html`<span>${t('inspect.nothing_yet')}</span>`}
         </div>

@@ -4,7 +4,8 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { html } from '../../html.js';
 import { t } from '../../i18n/index.js';
-import { formatDateTime } from '../../i18n/format.js';
+import { errorText } from '../../i18n/errors.js';
+import { formatDateTime, formatList } from '../../i18n/format.js';
 import { client, newId } from '../../state/client.js';
 import { byId, useQueued, useRecords } from '../../state/records.js';
 import { href } from '../../state/route.js';
@@ -125,7 +126,7 @@ function Composer({ thread, canPublish, isCustomer, answer = 0 }) {
       setToCustomer(false);
       setError(null);
     } catch (failure) {
-      setError(failure.message);
+      setError(errorText(failure));
     }
   }
 
@@ -243,13 +244,13 @@ export function ThreadView({ threadId, embedded = false, answer = 0, othersName 
             mine=${message.author_id === me}
             photos=${photosOf(message.id)}
             showVisibility=${!isCustomer}
-            readers=${message === lastMine && readersOfLastMine.length ? t('thread.read_by', { names: readersOfLastMine.join(', ') }) : null}
+            readers=${message === lastMine && readersOfLastMine.length ? t('thread.read_by', { names: formatList(readersOfLastMine) }) : null}
           />`,
         )}
         ${pending.map((entry) => html`<${PendingMessage} key=${entry.id} entry=${entry} online=${sync.value.online} />`)}
         </ol>
       </div>
-      <p class="thread__typing" aria-live="polite">${typing.length ? t('thread.typing', { names: typing.map(nameOf).join(', ') }) : ''}</p>
+      <p class="thread__typing" aria-live="polite">${typing.length ? t('thread.typing', { names: formatList(typing.map(nameOf)) }) : ''}</p>
       <${Composer} thread=${thread} canPublish=${canPublish} isCustomer=${isCustomer} answer=${answer} />
     </section>
   `;
