@@ -46,8 +46,12 @@ def _heading(page: Any) -> Any:
     return page.locator("main h1").first
 
 
+def _route_of(name: str) -> Callable[[dict[str, str]], str]:
+    return lambda routes: routes[name]
+
+
 SCREENS = [
-    *(Screen("wang.lei", name, lambda routes, name=name: routes[name], READY[name]) for name in READY),
+    *(Screen("wang.lei", name, _route_of(name), READY[name]) for name in READY),
     # The other roles' homes, placeholders on main today: replace `_heading` by what the
     # screen shows once ready when it arrives.
     Screen("lucia.martin", "cases", lambda _: "#/cases", _heading),

@@ -32,7 +32,7 @@ def test_an_inspector_signs_in_sees_their_screens_and_signs_out(app: WebApp) -> 
 
 
 def test_each_role_sees_its_own_navigation(app: WebApp) -> None:
-    for username, screens in [("lucia.martin", ["Cases", "Threads"]), ("qa.manager", ["Overview", "Threads"])]:
+    for username, screens in [("lucia.martin", ["Cases", "Threads"]), ("qa.manager", ["Overview", "Cases", "Threads"])]:
         app.sign_in_as(username)
         expect(nav_links(app)).to_have_text(screens)
         assert app.page.evaluate("location.hash") == f"#/{screens[0].lower()}"
