@@ -92,9 +92,18 @@ SMALL_TARGETS = f"""() => [...document.querySelectorAll('button, a[href], input,
     .map(([html]) => html)"""
 
 
+# Elements that reach past the right edge of the viewport (what makes a page scroll sideways).
+WIDER_THAN_THE_PAGE = """() => document.scrollingElement.scrollWidth <= innerWidth ? [] :
+    [...document.querySelectorAll('body *')]
+    .filter((el) => el.getBoundingClientRect().right > innerWidth + 0.5)
+    .map((el) => `${el.tagName}.${el.className} ${Math.round(el.getBoundingClientRect().right)}px`)
+    .slice(0, 5)"""
+
+
 def check_layout(app: WebApp) -> None:
     """What a screenshot cannot prove: no sideways scrolling, fingertip-sized controls, no axe findings."""
-    assert app.page.evaluate("document.scrollingElement.scrollWidth <= innerWidth"), "the page scrolls sideways"
+    wider = app.page.evaluate(WIDER_THAN_THE_PAGE)
+    assert wider == [], f"the page scrolls sideways: {wider}"
     small = app.page.evaluate(SMALL_TARGETS)
     assert small == [], f"controls smaller than {TOUCH_PX} px: {small}"
     violations = accessibility_violations(app.page)

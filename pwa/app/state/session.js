@@ -2,6 +2,7 @@
 // Views read these; only the actions below talk to the client.
 import { signal, computed } from '@preact/signals';
 import { client } from './client.js';
+import { redirect } from './route.js';
 
 export const user = signal(null);
 export const ready = signal(false); // false until the stored session has been read
@@ -34,7 +35,9 @@ export async function signIn(username, password) {
 }
 
 // Without `force`, the client refuses while changes are unsent (`.code === 'unsent_changes'`).
+// The next person on a shared tablet starts on their own home screen, not the last one's.
 export async function signOut({ force = false } = {}) {
   await client.signOut({ force });
   user.value = null;
+  redirect('');
 }

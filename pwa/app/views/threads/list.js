@@ -35,7 +35,7 @@ export function ThreadsScreen() {
                 <span class="row__main">
                   <span class="row__title">${thread.title}</span>
                   <span class="row__meta">
-                    ${last ? html`<span class="row__preview">${author}: ${last.body}</span> · ${formatDateTime(last.created_at)}` : t('threads.no_messages')}
+                    ${last ? html`<span class="row__preview" lang="">${author}: ${last.body}</span> · ${formatDateTime(last.created_at)}` : t('threads.no_messages')}
                   </span>
                 </span>
                 <span class="row__flags">

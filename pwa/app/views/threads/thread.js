@@ -59,6 +59,8 @@ function subjectLink(thread, records) {
   return null;
 }
 
+// What people wrote is in whatever language they wrote it: `lang=""` says it is unknown, so
+// neither a screen reader nor the app's language checks take it for the page's language.
 function Message({ message, author, mine, photos, readers, showVisibility }) {
   return html`
     <li class="message message--${message.visibility} ${mine ? 'message--mine' : ''}">
@@ -67,7 +69,7 @@ function Message({ message, author, mine, photos, readers, showVisibility }) {
         <time datetime=${message.created_at}>${formatDateTime(message.created_at)}</time>
         ${showVisibility && html`<${Badge} status=${message.visibility} label=${t(`message.visibility.${message.visibility}`)} />`}
       </div>
-      <p class="message__body">${message.body}</p>
+      <p class="message__body" lang="">${message.body}</p>
       ${photos.length > 0 &&
       html`<div class="message__photos">${photos.map((hash, i) => html`<${Photo} key=${hash} sha256=${hash} size="display" alt=${t('photos.nth', { count: i + 1 })} />`)}</div>`}
       ${readers && html`<p class="message__read">${readers}</p>`}
@@ -82,7 +84,7 @@ function PendingMessage({ entry, online }) {
         <strong>${t('thread.you')}</strong>
         <${Badge} status="pending" label=${online ? t('queue.sending') : t('queue.not_sent')} />
       </div>
-      <p class="message__body">${entry.args.body}</p>
+      <p class="message__body" lang="">${entry.args.body}</p>
       ${entry.args.photo_hashes?.length > 0 &&
       html`<div class="message__photos">${entry.args.photo_hashes.map((hash, i) => html`<${Photo} key=${hash} sha256=${hash} size="thumb" alt=${t('photos.nth', { count: i + 1 })} />`)}</div>`}
     </li>
