@@ -85,3 +85,12 @@ async def test_a_body_over_the_limit_is_refused_unread(client: AsyncTestClient[A
     padded = json.dumps({"username": "admin", "password": "x" * limit}).encode()
     response = await client.post(LOGIN, content=padded, headers=JSON)
     assert error_of(response) == (413, "payload_too_large")
+
+
+async def test_a_number_no_json_column_can_hold_is_the_callers_mistake_not_a_server_error(
+    client: AsyncTestClient[Any], login: Login, demo_ids: dict[str, str]
+) -> None:
+    body = {"account_id": demo_ids["A-001"], "name": "Ines Vogel", "consents": {"service_notices": 2**70}}
+    response = await client.post("/api/v1/admin/contacts", json=body, headers=await login("admin"))
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["code"] == "invalid_value"

@@ -32,6 +32,7 @@ from sqlalchemy import Connection, Dialect, Table, event, insert, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlmodel import SQLModel
 
+from loopline.core.errors import UnstorableValue
 from loopline.core.prepared import execute_at_driver, inline_sqlite
 from loopline.core.settings import Settings
 from loopline.core.sqlite_inline import inline_connector
@@ -48,7 +49,10 @@ def json_text(value: Any) -> str:
     """How JSON columns are written (the engines' serializer): the change log's `data` as stored.
 
     JSON columns are written on every change-log append; orjson encodes them several times faster."""
-    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+    try:
+        return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+    except orjson.JSONEncodeError as refused:
+        raise UnstorableValue(str(refused)) from refused
 
 
 def insert_rows(connection: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:

@@ -21,7 +21,7 @@ from litestar.exceptions import (
 )
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from pydantic import ValidationError as PydanticValidationError
-from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError, StatementError
 
 log = logging.getLogger("loopline")
 
@@ -129,8 +129,20 @@ def _integrity_error(_: Request[Any, Any, Any], exc: IntegrityError) -> Response
     )
 
 
+class UnstorableValue(ValueError):
+    """A value a JSON column cannot hold (an integer beyond 64 bits), found as it is written."""
+
+
 def _data_error(_: Request[Any, Any, Any], exc: DataError) -> Response[dict[str, Any]]:
     return error_response(400, "invalid_value", "A value cannot be stored as given.")
+
+
+def _statement_error(request: Request[Any, Any, Any], exc: StatementError) -> Response[dict[str, Any]]:
+    # The database's own refusals arrive as DataError; a value our JSON encoder refuses before
+    # the database sees it is the same mistake of the caller's.
+    if isinstance(exc.orig, UnstorableValue):
+        return error_response(400, "invalid_value", "A value cannot be stored as given.")
+    return _unexpected(request, exc)
 
 
 def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
@@ -145,5 +157,6 @@ exception_handlers: dict[type[Exception] | int, Any] = {
     HTTPException: _http_error,
     IntegrityError: _integrity_error,
     DataError: _data_error,
+    StatementError: _statement_error,
     Exception: _unexpected,
 }
