@@ -136,17 +136,12 @@ def test_an_out_of_spec_lot_reaches_reps_supervisor_and_the_affected_customer_on
     expect(draft).to_have_count(0)
     approved = supervisor.page.get_by_role("list", name="Approved, not sent yet").get_by_role("listitem")
     send = approved.filter(has_text=number).get_by_role("button", name="Send advisory", exact=True)
-    asked: list[str] = []
-
-    def accept(dialog: Any) -> None:
-        asked.append(dialog.message)
-        dialog.accept()
-
-    supervisor.page.once("dialog", accept)
     send.click()
+    question = supervisor.page.get_by_role("dialog", name=f"Send {number}?")
+    expect(question).to_contain_text(f"Send {number} to its customers now? They are notified at once.")
+    question.get_by_role("button", name="Send advisory", exact=True).click()
     expect(approved.filter(has_text=number)).to_have_count(0)  # sent: no longer waiting
     all_sent(supervisor)
-    assert asked == [f"Send {number} to its customers now? They are notified at once."]
 
     # 5. Haruka's portal shows the advisory; she acknowledges it.
     advisory = haruka.page.get_by_role("link", name=re.compile(f"^{number}"))

@@ -15,6 +15,7 @@ export default {
   'overview.advisories.approved': 'Approved, not sent yet',
   'overview.advisories.approve': 'Approve advisory',
   'overview.advisories.send': 'Send advisory',
+  'overview.advisories.send_title': 'Send {number}?',
   'overview.advisories.send_confirm': 'Send {number} to its customers now? They are notified at once.',
   'overview.advisories.approval_queued': 'Approval not sent yet',
   'overview.advisories.sending_queued': 'Sending not sent yet',

@@ -15,6 +15,7 @@ export default {
   'overview.advisories.approved': '已批准，尚未发送',
   'overview.advisories.approve': '批准通告',
   'overview.advisories.send': '发送通告',
+  'overview.advisories.send_title': '发送 {number}？',
   'overview.advisories.send_confirm': '现在将 {number} 发送给相关客户吗？客户会立即收到通知。',
   'overview.advisories.approval_queued': '批准尚未发送',
   'overview.advisories.sending_queued': '发送指令尚未发送',

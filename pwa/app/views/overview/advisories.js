@@ -8,6 +8,7 @@ import { client } from '../../state/client.js';
 import { useQueued } from '../../state/records.js';
 import { href } from '../../state/route.js';
 import { Badge } from '../../ui/badge.js';
+import { useConfirm } from '../../ui/confirm.js';
 import { Word } from './sections.js';
 
 function AdvisoryRow({ advisory, accounts, thread, queued, action }) {
@@ -44,8 +45,12 @@ export function AdvisoriesCard({ waiting, accountsByAdvisory, threadBySubject })
       action=${action}
     />
   `;
-  const send = (advisory) => {
-    if (confirm(t('overview.advisories.send_confirm', { number: advisory.number }))) client.enqueue('advisory.send', { id: advisory.id });
+  // Sending notifies customers at once: asked in the app, the act named on its button.
+  const [dialog, ask] = useConfirm();
+  const send = async (advisory) => {
+    const title = t('overview.advisories.send_title', { number: advisory.number });
+    const message = t('overview.advisories.send_confirm', { number: advisory.number });
+    if (await ask({ title, message, confirm: t('overview.advisories.send') })) client.enqueue('advisory.send', { id: advisory.id });
   };
   return html`
     <section class="card overview__card overview__card--lead" aria-labelledby="ov-advisories">
@@ -76,6 +81,7 @@ export function AdvisoriesCard({ waiting, accountsByAdvisory, threadBySubject })
           )}
         </ul>
       `}
+      ${dialog}
     </section>
   `;
 }
