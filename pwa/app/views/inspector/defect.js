@@ -2,8 +2,8 @@
 import { useState } from 'preact/hooks';
 import { html } from '../../html.js';
 import { t } from '../../i18n/index.js';
-import { errorText } from '../../i18n/errors.js';
-import { client, newId } from '../../state/client.js';
+import { newId } from '../../state/client.js';
+import { useQueueing } from '../../state/queueing.js';
 import { useRecords } from '../../state/records.js';
 import { go, href } from '../../state/route.js';
 import { PhotoPicker } from '../../ui/photos.js';
@@ -18,8 +18,7 @@ export function DefectScreen({ batchId }) {
   const [qty, setQty] = useState('1');
   const [description, setDescription] = useState('');
   const [photos, setPhotos] = useState([]);
-  const [error, setError] = useState(null);
-  const [busy, setBusy] = useState(false);
+  const { busy, error, setError, queue } = useQueueing();
 
   if (!ready) return html`<p class="loading">${t('app.loading')}</p>`;
   const batch = (data.batch ?? []).find((row) => row.id === batchId);
@@ -33,10 +32,9 @@ export function DefectScreen({ batchId }) {
     const quantity = Number(qty);
     if (!code) return setError(t('defect.error.code'));
     if (!Number.isInteger(quantity) || quantity < 0) return setError(t('defect.error.qty'));
-    setBusy(true);
-    setError(null);
-    try {
-      await client.enqueue('defect.report', {
+    await queue(
+      'defect.report',
+      {
         id: newId(),
         batch_id: batch.id,
         defect_code: code,
@@ -45,12 +43,9 @@ export function DefectScreen({ batchId }) {
         description,
         photo_hashes: photos,
         captured_at: new Date().toISOString(),
-      });
-      go('batches', batch.id);
-    } catch (failure) {
-      setError(errorText(failure));
-      setBusy(false);
-    }
+      },
+      () => go('batches', batch.id),
+    );
   }
 
   return html`

@@ -4,9 +4,9 @@
 import { useState } from 'preact/hooks';
 import { html } from '../../html.js';
 import { t } from '../../i18n/index.js';
-import { errorText } from '../../i18n/errors.js';
 import { formatMeasure, formatList } from '../../i18n/format.js';
-import { client, newId } from '../../state/client.js';
+import { newId } from '../../state/client.js';
+import { useQueueing } from '../../state/queueing.js';
 import { useRecords } from '../../state/records.js';
 import { go, href } from '../../state/route.js';
 import { Badge } from '../../ui/badge.js';
@@ -31,8 +31,7 @@ export function InspectScreen({ batchId }) {
   const [kind, setKind] = useState('final');
   const [notes, setNotes] = useState('');
   const [photos, setPhotos] = useState([]);
-  const [error, setError] = useState(null);
-  const [busy, setBusy] = useState(false);
+  const { busy, error, setError, queue } = useQueueing();
 
   if (!ready) return html`<p class="loading">${t('app.loading')}</p>`;
   const batch = (data.batch ?? []).find((row) => row.id === batchId);
@@ -58,10 +57,9 @@ export function InspectScreen({ batchId }) {
     event.preventDefault();
     if (!entered.length) return setError(t('inspect.error.empty'));
     if (invalid.length) return setError(t('inspect.error.invalid'));
-    setBusy(true);
-    setError(null);
-    try {
-      await client.enqueue('inspection.submit', {
+    await queue(
+      'inspection.submit',
+      {
         id: newId(),
         batch_id: batch.id,
         plan_id: plan.id,
@@ -70,12 +68,9 @@ export function InspectScreen({ batchId }) {
         measurements: entered.map((field) => ({ characteristic: field.characteristic.code, value: field.value })),
         notes,
         photo_hashes: photos,
-      });
-      go('batches', batch.id);
-    } catch (failure) {
-      setError(errorText(failure));
-      setBusy(false);
-    }
+      },
+      () => go('batches', batch.id),
+    );
   }
 
   return html`
