@@ -12,6 +12,7 @@ from typing import Any
 from litestar import Request, Response, get
 from litestar.datastructures import State
 from litestar.exceptions import NotFoundException
+from litestar.params import FromPath
 
 from loopline.webapp.build import Build
 
@@ -50,7 +51,9 @@ async def manifest(state: State) -> Response[bytes]:
 
 
 @get("/app/{build_id:str}/{path:path}", operation_id="web_asset", exclude_from_auth=True, tags=TAGS, security=[])
-async def asset(request: Request[Any, Any, Any], state: State, build_id: str, path: str) -> Response[bytes]:
+async def asset(
+    request: Request[Any, Any, Any], state: State, build_id: FromPath[str], path: FromPath[str]
+) -> Response[bytes]:
     """A file of the running build; other builds' paths are not served (their pages use their own cache)."""
     build: Build = state.build
     # A lookup in the files read at start-up: no path from the request ever reaches the file system.
