@@ -565,6 +565,13 @@ def test_changes_from_others_arrive_through_the_live_tail_without_a_pull(device:
     device.settle()
     thread = device.find("thread", f"t => t.subject_id === {json.dumps(reported['id'])}")
     device.page.wait_for_function("() => sync.status.live", timeout=SETTLE_MS)
+    # A first message makes its author a participant, which widens who this user may see
+    # (a scope change the device follows with a pull): settle that before counting.
+    joined = device.server.push(
+        "qa.manager", "message.post", {"thread_id": thread["id"], "body": "looking", "visibility": "internal"}
+    )
+    until(device.page, lambda: device.has("message", joined))
+    device.settle()
 
     pulls: list[str] = []
 

@@ -11,10 +11,14 @@ import { DefectScreen } from './inspector/defect.js';
 import { ThreadsScreen } from './threads/list.js';
 import { ThreadScreen } from './threads/thread.js';
 import { OutboxScreen } from './outbox.js';
-import { OverviewScreen } from './overview/screen.js';
-import { PortalScreen } from './portal/index.js';
-import { CasesScreen } from './cases/inbox.js';
-import { CaseScreen } from './cases/case.js';
+import { lazy } from '../ui/lazy.js';
+
+// The floor's screens (batches, threads, the outbox) come with the shell; the desk's, the
+// rep's and the customer's load when first opened.
+const OverviewScreen = lazy(() => import('./overview/screen.js'), 'OverviewScreen');
+const PortalScreen = lazy(() => import('./portal/index.js'), 'PortalScreen');
+const CasesScreen = lazy(() => import('./cases/inbox.js'), 'CasesScreen');
+const CaseScreen = lazy(() => import('./cases/case.js'), 'CaseScreen');
 
 const BATCH_SCREENS = { inspect: InspectScreen, defect: DefectScreen };
 

@@ -16,6 +16,7 @@ import { QualityPanel } from './quality.js';
 import { RemediesPanel } from './remedies.js';
 import { SlaClock } from './sla.js';
 import { StatusActions } from './status.js';
+import { ScreenLoading } from '../../ui/loading.js';
 
 const ENTITIES = ['case', 'account', 'contact', 'user', 'remedy', 'advisory', 'advisory_recipient', 'thread', 'characteristic', 'shipment', 'shipment_line'];
 
@@ -38,7 +39,7 @@ export function CaseScreen({ caseId }) {
   const queuedExecutions = useQueued('remedy.execute');
   const [answer, setAnswer] = useState(0);
   const kase = (data.case ?? []).find((row) => row.id === caseId);
-  if (!ready) return html`<p class="loading">${t('app.loading')}</p>`;
+  if (!ready) return html`<${ScreenLoading} />`;
   if (!kase) {
     return html`<section class="screen"><p class="notice notice--warn">${t('case.missing')}</p><a class="button button--secondary" href=${href('cases')}>${t('case.back')}</a></section>`;
   }

@@ -6,6 +6,7 @@ import { formatDate, formatDateTime } from '../../i18n/format.js';
 import { byId, useQueued, useRecords } from '../../state/records.js';
 import { href } from '../../state/route.js';
 import { Badge } from '../../ui/badge.js';
+import { ScreenLoading } from '../../ui/loading.js';
 
 const ENTITIES = ['batch', 'inspection', 'defect', 'nonconformance', 'product_model', 'thread'];
 
@@ -16,7 +17,7 @@ export function BatchScreen({ batchId }) {
   const queuedInspections = useQueued('inspection.submit');
   const queuedDefects = useQueued('defect.report');
   const batch = (data.batch ?? []).find((row) => row.id === batchId);
-  if (!ready) return html`<p class="loading">${t('app.loading')}</p>`;
+  if (!ready) return html`<${ScreenLoading} />`;
   if (!batch) {
     return html`<section class="screen"><p class="notice notice--warn">${t('batch.missing')}</p><a class="button button--secondary" href=${href('batches')}>${t('batch.back')}</a></section>`;
   }

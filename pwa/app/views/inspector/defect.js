@@ -7,6 +7,7 @@ import { useQueueing } from '../../state/queueing.js';
 import { useRecords } from '../../state/records.js';
 import { go, href } from '../../state/route.js';
 import { PhotoPicker } from '../../ui/photos.js';
+import { ScreenLoading } from '../../ui/loading.js';
 
 const ENTITIES = ['batch', 'defect_code'];
 const SEVERITIES = ['minor', 'major', 'critical'];
@@ -20,7 +21,7 @@ export function DefectScreen({ batchId }) {
   const [photos, setPhotos] = useState([]);
   const { busy, error, setError, queue } = useQueueing();
 
-  if (!ready) return html`<p class="loading">${t('app.loading')}</p>`;
+  if (!ready) return html`<${ScreenLoading} />`;
   const batch = (data.batch ?? []).find((row) => row.id === batchId);
   if (!batch) return html`<section class="screen"><p class="notice notice--warn">${t('batch.missing')}</p></section>`;
   const codes = (data.defect_code ?? []).sort((a, b) => a.code.localeCompare(b.code));

@@ -12,6 +12,7 @@ import { go, href } from '../../state/route.js';
 import { Badge } from '../../ui/badge.js';
 import { PhotoPicker } from '../../ui/photos.js';
 import { checkValue, controlLimits, latestSnapshots, parseValue, releasedPlan } from './spec.js';
+import { ScreenLoading } from '../../ui/loading.js';
 
 const ENTITIES = ['batch', 'inspection_plan', 'characteristic', 'capability_snapshot'];
 const KINDS = ['final', 'in_process', 'incoming', 'audit', 'field_return'];
@@ -33,7 +34,7 @@ export function InspectScreen({ batchId }) {
   const [photos, setPhotos] = useState([]);
   const { busy, error, setError, queue } = useQueueing();
 
-  if (!ready) return html`<p class="loading">${t('app.loading')}</p>`;
+  if (!ready) return html`<${ScreenLoading} />`;
   const batch = (data.batch ?? []).find((row) => row.id === batchId);
   const plan = batch && releasedPlan(data.inspection_plan, batch.product_model_id);
   if (!batch || !plan) return html`<section class="screen"><p class="notice notice--warn">${t(batch ? 'inspect.no_plan' : 'batch.missing')}</p></section>`;

@@ -14,6 +14,7 @@ import { accountsByAdvisory, advisoriesWaiting, batchesOnHold, capaGates, openNo
 import { CapaCard, NcCard, SlaCard, WatchCard } from './sections.js';
 import { SpcChart } from './spc-chart.js';
 import { useSpcCharts } from './spc-store.js';
+import { ScreenLoading } from '../../ui/loading.js';
 
 const ENTITIES = ['nonconformance', 'batch', 'advisory', 'advisory_recipient', 'case', 'account', 'quality_watch', 'capa', 'thread', 'product_model', 'plant'];
 
@@ -46,7 +47,7 @@ export function OverviewScreen() {
   );
   // The clock ticks every 15 s; SLA states follow it without re-deriving the other lists.
   const sla = useMemo(() => slaWatch(data.case, now.value), [data, now.value]);
-  if (!ready) return html`<p class="loading">${t('app.loading')}</p>`;
+  if (!ready) return html`<${ScreenLoading} />`;
   const tally = [
     { key: 'advisories', count: lists.advisories.drafts.length, tone: 'warn' },
     { key: 'breached', count: sla.breached.length, tone: 'danger' },

@@ -11,6 +11,7 @@ import { href } from '../../state/route.js';
 import { sync, user } from '../../state/session.js';
 import { Badge } from '../../ui/badge.js';
 import { ANSWER_TONES, CASE_TONES, advisoriesOf, answersFrom, myContact } from './model.js';
+import { ScreenLoading } from '../../ui/loading.js';
 
 const ENTITIES = ['contact', 'user', 'case', 'advisory', 'advisory_recipient'];
 const ANSWERED = { acknowledge: 'acknowledged', accept: 'accepted', decline: 'declined' };
@@ -44,7 +45,7 @@ function Answer({ recipient }) {
 
 export function AdvisoryScreen({ advisoryId }) {
   const { ready, data } = useRecords(ENTITIES);
-  if (!ready) return html`<p class="loading">${t('app.loading')}</p>`;
+  if (!ready) return html`<${ScreenLoading} />`;
   const me = byId(data.user).get(user.value.id);
   const entry = advisoriesOf(data, myContact(data.contact, me)).find((row) => row.advisory.id === advisoryId);
   if (!entry) {

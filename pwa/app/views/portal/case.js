@@ -13,6 +13,7 @@ import { Badge } from '../../ui/badge.js';
 import { Photo } from '../../ui/photos.js';
 import { ThreadView } from '../threads/thread.js';
 import { CASE_TONES, REMEDY_TONES, caseThread, categoryLabel } from './model.js';
+import { ScreenLoading } from '../../ui/loading.js';
 
 const ENTITIES = ['case', 'advisory', 'remedy', 'attachment', 'thread', 'complaint_category', 'product_model'];
 
@@ -55,7 +56,7 @@ export function CaseScreen({ caseId }) {
   const queued = useQueued('case.open').find((entry) => entry.args.id === caseId);
   const known = ready && (data.case ?? []).some((item) => item.id === caseId);
   useFollow(caseId, known && !caseThread(data.thread, caseId));
-  if (!ready) return html`<p class="loading">${t('app.loading')}</p>`;
+  if (!ready) return html`<${ScreenLoading} />`;
   const row = (data.case ?? []).find((item) => item.id === caseId);
   if (!row && queued) return html`<${QueuedCase} entry=${queued} />`;
   if (!row) {

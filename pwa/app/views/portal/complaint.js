@@ -12,6 +12,7 @@ import { go, href } from '../../state/route.js';
 import { user } from '../../state/session.js';
 import { PhotoPicker } from '../../ui/photos.js';
 import { categoryLabel, myContact } from './model.js';
+import { ScreenLoading } from '../../ui/loading.js';
 
 const ENTITIES = ['complaint_category', 'contact', 'user'];
 
@@ -33,7 +34,7 @@ export function ComplaintScreen() {
   const [busy, setBusy] = useState(false);
   const set = (name) => (event) => setForm({ ...form, [name]: event.currentTarget.value });
 
-  if (!ready) return html`<p class="loading">${t('app.loading')}</p>`;
+  if (!ready) return html`<${ScreenLoading} />`;
   const categories = [...(data.complaint_category ?? [])].sort((a, b) => a.code.localeCompare(b.code));
   const contact = myContact(data.contact, byId(data.user).get(user.value.id));
 

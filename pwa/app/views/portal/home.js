@@ -9,6 +9,7 @@ import { href } from '../../state/route.js';
 import { sync, user } from '../../state/session.js';
 import { Badge } from '../../ui/badge.js';
 import { ANSWER_TONES, CASE_TONES, advisoriesOf, myContact, newestFirst } from './model.js';
+import { ScreenLoading } from '../../ui/loading.js';
 
 const ENTITIES = ['account', 'contact', 'user', 'case', 'advisory', 'advisory_recipient'];
 
@@ -64,7 +65,7 @@ function QueuedCaseRow({ entry, online }) {
 export function PortalHome() {
   const { ready, data } = useRecords(ENTITIES);
   const queued = useQueued('case.open');
-  if (!ready) return html`<p class="loading">${t('app.loading')}</p>`;
+  if (!ready) return html`<${ScreenLoading} />`;
   const me = byId(data.user).get(user.value.id);
   const [account] = data.account ?? [];
   const advisories = advisoriesOf(data, myContact(data.contact, me));
