@@ -20,7 +20,7 @@ from playwright.sync_api import expect
 
 from loopline.core.settings import Settings
 from tests.browser.conftest import NewContext
-from tests.browser.web import WebApp
+from tests.browser.web import WebApp, stored_rows
 from tests.browser.worlds import api_as, pulled, scenario_server
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
@@ -28,21 +28,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 LOT_016 = "CN-SZ-L2-2406-016"  # HLD-200, shipped to A-004 Shinsei and A-003 Iberia only
 BELOW_LSL = [20.5, 21.0, 19.8, 22.4, 23.1]  # C1: LSL 25 µm
 ADVISORY = re.compile(r"^ADV-\d+$")
-
-# Read every row of the sync engine's read model (the `records` store) in the page's IndexedDB.
-READ_MODEL = """async (userId) => {
-    const db = await new Promise((resolve, reject) => {
-        const open = indexedDB.open('loopline-user-' + userId);
-        open.onsuccess = () => resolve(open.result);
-        open.onerror = () => reject(open.error);
-    });
-    const rows = await new Promise((resolve) => {
-        const all = db.transaction('records').objectStore('records').getAll();
-        all.onsuccess = () => resolve(all.result);
-    });
-    db.close();
-    return rows;
-}"""
 
 
 @pytest.fixture(scope="module")
@@ -194,7 +179,7 @@ def test_an_out_of_spec_lot_reaches_reps_supervisor_and_the_affected_customer_on
     opened = [row for row in loop["case"] if row["batch_id"] == batch["id"]]
     assert len(opened) == 2
     foreign = {batch["id"], sent["id"], *(row["id"] for row in opened)}
-    held_by_thomas: list[dict[str, Any]] = thomas.page.evaluate(READ_MODEL, user_id(base, "thomas.brandt"))
+    held_by_thomas: list[dict[str, Any]] = stored_rows(thomas.page, user_id(base, "thomas.brandt"))
     assert {cs1001["id"], message_id} <= {row["id"] for row in held_by_thomas}  # the read model is there
     assert [row for row in held_by_thomas if row.get("id") in foreign] == []
     traces = (*foreign, LOT_016, number)

@@ -17,7 +17,7 @@ from playwright.sync_api import expect
 
 from loopline.core.settings import Settings
 from tests.browser.conftest import NewContext
-from tests.browser.web import WebApp, check_layout
+from tests.browser.web import WebApp, check_layout, stored_rows
 from tests.browser.worlds import api_as, pulled
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
@@ -51,28 +51,6 @@ def push(base: str, username: str, name: str, args: dict[str, Any]) -> None:
         body = {"client_id": str(uuid.uuid4()), "schema_version": 1, "mutations": [mutation]}
         [result] = http.post("/sync/push", json=body).json()["results"]
     assert result["status"] == "applied", result
-
-
-def records(app: WebApp, user_id: str) -> list[dict[str, Any]]:
-    """Every row of the read model in this page's IndexedDB (the sync engine's `records` store)."""
-    return list(
-        app.page.evaluate(
-            """async (userId) => {
-                const db = await new Promise((resolve, reject) => {
-                    const open = indexedDB.open('loopline-user-' + userId);
-                    open.onsuccess = () => resolve(open.result);
-                    open.onerror = () => reject(open.error);
-                });
-                const rows = await new Promise((resolve) => {
-                    const all = db.transaction('records').objectStore('records').getAll();
-                    all.onsuccess = () => resolve(all.result);
-                });
-                db.close();
-                return rows;
-            }""",
-            user_id,
-        )
-    )
 
 
 def user_id(base: str, username: str) -> str:
@@ -158,7 +136,7 @@ def test_the_portal_shows_the_reply_and_never_receives_the_internal_note(
     log.scroll_into_view_if_needed()
     app.shoot("customer", "case-messages", "phone", "zh-CN")
 
-    held = records(app, user_id(base, CUSTOMER))
+    held = stored_rows(app.page, user_id(base, CUSTOMER))
     assert any(reply in str(row.get("data")) for row in held)
     assert not [row for row in held if note in str(row.get("data"))]
     assert not [row for row in held if row.get("entity") == "message" and row["data"]["visibility"] != "customer"]
@@ -243,7 +221,7 @@ def test_a_customer_of_an_unaffected_account_sees_nothing_of_lot_018s_advisory(
     expect(page.get_by_text("ADV-031")).to_have_count(0)
     shot(app, "portal-unaffected", "desktop", "en")
 
-    held = records(app, user_id(base, UNAFFECTED))
+    held = stored_rows(app.page, user_id(base, UNAFFECTED))
     assert not [row for row in held if row.get("entity") in {"advisory", "advisory_recipient"}]
     assert not [row for row in held if "ADV-031" in str(row.get("data"))]
     seen = pulled(base, UNAFFECTED)

@@ -28,6 +28,7 @@ from loopline.core.db import Database
 from loopline.core.settings import Settings
 from loopline.syncing.models import AppliedMutation
 from tests.browser.conftest import NewContext
+from tests.browser.web import stored_rows
 from tests.support import DEMO_PASSWORD, demo_world, running_server
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
@@ -192,24 +193,7 @@ class Device:
         return dict(self.js("() => sync.status"))
 
     def idb(self, user_id: str, store: str) -> list[Any]:
-        return list(
-            self.js(
-                """async ([userId, store]) => {
-                    const db = await new Promise((resolve, reject) => {
-                        const open = indexedDB.open('loopline-user-' + userId);
-                        open.onsuccess = () => resolve(open.result);
-                        open.onerror = () => reject(open.error);
-                    });
-                    const rows = await new Promise((resolve) => {
-                        const all = db.transaction(store).objectStore(store).getAll();
-                        all.onsuccess = () => resolve(all.result);
-                    });
-                    db.close();
-                    return rows;
-                }""",
-                [user_id, store],
-            )
-        )
+        return stored_rows(self.page, user_id, store)
 
     def client_id(self, user_id: str) -> str:
         return str(

@@ -108,3 +108,24 @@ def check_layout(app: WebApp) -> None:
     assert small == [], f"controls smaller than {TOUCH_PX} px: {small}"
     violations = accessibility_violations(app.page)
     assert violations == [], f"axe-core: {violations}"
+
+
+# Every row of one store of a signed-in user's database in the page (the sync engine keeps
+# one IndexedDB per user: `records` is its read model, `outbox` its queue).
+READ_STORE = """async ([userId, store]) => {
+    const db = await new Promise((resolve, reject) => {
+        const open = indexedDB.open('loopline-user-' + userId);
+        open.onsuccess = () => resolve(open.result);
+        open.onerror = () => reject(open.error);
+    });
+    const rows = await new Promise((resolve) => {
+        const all = db.transaction(store).objectStore(store).getAll();
+        all.onsuccess = () => resolve(all.result);
+    });
+    db.close();
+    return rows;
+}"""
+
+
+def stored_rows(page: Any, user_id: str, store: str = "records") -> list[Any]:
+    return list(page.evaluate(READ_STORE, [user_id, store]))
